@@ -1,0 +1,107 @@
+"""Cohort tables from per-pair results: pairs.tsv, labels.tsv, summary.tsv.
+
+Works on a partial run too: pairs whose metrics are missing appear with status ``failed`` and
+the first error their logs recorded, so a failed subject is listed, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import write_text_atomic
+
+PAIR_COLUMNS = ["cohort", "moving", "fixed", "method", "dice_mean", "hd95", "folding_frac", "sdlogj", "seconds",
+                "seconds_affine", "max_rss_mb", "n_labels", "status", "error"]
+SUMMARY_METRICS = ["dice_mean", "hd95", "folding_frac", "sdlogj", "seconds"]
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """Where one (pair, method)'s results and its witnesses (benchmarks, logs) live."""
+
+    cohort: str
+    moving: str
+    fixed: str
+    method: str
+    metrics: str
+    labels: str
+    benchmark: str
+    benchmark_affine: str
+    logs: tuple[str, ...]
+
+
+def read_benchmark(path: str) -> tuple[float, float]:
+    """(seconds, max RSS in MB) from a Snakemake benchmark TSV; nan when absent."""
+    if not path or not os.path.exists(path):
+        return float("nan"), float("nan")
+    b = pd.read_csv(path, sep="\t")
+    rss = pd.to_numeric(b.get("max_rss", pd.Series([np.nan])), errors="coerce")
+    return float(b["s"].iloc[-1]), float(rss.iloc[-1])
+
+
+def first_error(logs: tuple[str, ...]) -> str:
+    """The first error line a pair's jobs logged, so the table says why a pair failed."""
+    for log in logs:
+        if not os.path.exists(log):
+            continue
+        with open(log, errors="replace") as fh:
+            lines = fh.read().splitlines()
+        for line in lines:
+            if "ERROR" in line:
+                return line.split("ERROR", 1)[1].strip(" :")
+        for line in reversed(lines):
+            if "Error" in line:
+                return line.strip()
+    return "no result (job failed or did not run; see logs/)"
+
+
+def collect(results: list[PairResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, label_frames = [], []
+    for r in results:
+        row = {"cohort": r.cohort, "moving": r.moving, "fixed": r.fixed, "method": r.method}
+        if os.path.exists(r.metrics):
+            rec = json.loads(Path(r.metrics).read_text())
+            secs, rss = read_benchmark(r.benchmark)
+            secs_aff, rss_aff = read_benchmark(r.benchmark_affine)
+            row.update({k: rec.get(k, np.nan) for k in ("dice_mean", "hd95", "folding_frac", "sdlogj", "n_labels")})
+            row.update(seconds=secs, seconds_affine=secs_aff, max_rss_mb=np.nanmax([rss, rss_aff, -1.0]),
+                       status="ok", error="")
+            if os.path.exists(r.labels):
+                lt = pd.read_csv(r.labels, sep="\t")
+                label_frames.append(lt.assign(cohort=r.cohort, moving=r.moving, fixed=r.fixed, method=r.method))
+        else:
+            row.update(status="failed", error=first_error(r.logs))
+        rows.append(row)
+    pairs = pd.DataFrame(rows).reindex(columns=PAIR_COLUMNS)
+    labels = (pd.concat(label_frames, ignore_index=True) if label_frames else
+              pd.DataFrame(columns=["label", "dice", "hd95", "fixed_voxels", "warped_voxels"]))
+    cols = ["cohort", "moving", "fixed", "method"]
+    labels = labels[cols + [c for c in labels.columns if c not in cols]]
+    return pairs, labels
+
+
+def summarise(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per cohort and method: n pairs ok / failed, and mean, std, median of each metric."""
+    out = []
+    for (cohort, method), grp in pairs.groupby(["cohort", "method"], sort=False):
+        ok = grp[grp["status"] == "ok"]
+        row = {"cohort": cohort, "method": method, "n_ok": len(ok), "n_failed": int((grp["status"] != "ok").sum())}
+        for m in SUMMARY_METRICS:
+            vals = pd.to_numeric(ok[m], errors="coerce")
+            row.update({f"{m}_mean": vals.mean(), f"{m}_std": vals.std(ddof=0), f"{m}_median": vals.median()})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def write_tables(results: list[PairResult], pairs_tsv: str, labels_tsv: str, summary_tsv: str) -> pd.DataFrame:
+    pairs, labels = collect(results)
+    write_text_atomic(pairs.to_csv(sep="\t", index=False, float_format="%.6g"), pairs_tsv)
+    write_text_atomic(labels.to_csv(sep="\t", index=False, float_format="%.6g"), labels_tsv)
+    write_text_atomic(summarise(pairs).to_csv(sep="\t", index=False, float_format="%.6g"), summary_tsv)
+    return pairs

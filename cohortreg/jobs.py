@@ -1,0 +1,46 @@
+"""What every Snakemake script does around its one package call: log, pin threads, report errors.
+
+The log file is a failed subject's only witness on a cluster, so an error is written there as a
+single ``ERROR`` line naming subject, file and reason (the cohort tables quote that line), then
+re-raised so Snakemake marks the job failed and removes its partial outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+log = logging.getLogger("cohortreg")
+
+
+def pin_threads(threads: int, seed: int | None = None) -> None:
+    """Threads reach every library explicitly; set before antspyx/torch start their thread pools."""
+    n = str(max(int(threads), 1))
+    for var in ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = n
+    if seed is not None:
+        os.environ["ANTS_RANDOM_SEED"] = str(seed)
+
+
+@contextmanager
+def job(smk: Any, what: str) -> Iterator[logging.Logger]:
+    """Context for a script body: logging to snakemake.log[0], threads pinned, errors logged then raised."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if smk.log:
+        os.makedirs(os.path.dirname(str(smk.log[0])) or ".", exist_ok=True)
+        handlers.append(logging.FileHandler(str(smk.log[0]), mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
+                        force=True)
+    pin_threads(smk.threads, smk.config.get("seed"))
+    log.info("%s: %s (threads=%s)", what, dict(smk.wildcards.items()), smk.threads)
+    try:
+        yield log
+    except Exception as exc:
+        log.error("%s", exc)
+        log.info("traceback:\n%s", traceback.format_exc())
+        raise SystemExit(1) from None
+    log.info("%s: done", what)

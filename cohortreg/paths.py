@@ -1,0 +1,65 @@
+"""Every output path of the workflow, built in one place (BIDS-like names, one tree per cohort).
+
+Patterns keep Snakemake wildcards ({cohort}, {subject}, {moving}, {fixed}, {method}); format them
+with real values to find a file. The tree a person browses:
+
+    OUT/{cohort}/sub-{subject}/anat/            preprocessed T1, labels, brain and mask
+    OUT/{cohort}/sub-{moving}/to-{fixed}/init/  affine initialisation (ANTs .mat)
+    OUT/{cohort}/sub-{moving}/to-{fixed}/{method}/  transforms, warped image and labels, metrics
+    OUT/metrics/                                 pairs.tsv, labels.tsv, summary.tsv
+    OUT/logs/, OUT/benchmarks/                   one log and one benchmark per job
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SUBJ = "{cohort}/sub-{subject}/anat/sub-{subject}"
+PAIR = "{cohort}/sub-{moving}/to-{fixed}"
+PAIR_TAG = "{cohort}/sub-{moving}_to-{fixed}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    out: str
+
+    def _p(self, rel: str) -> str:
+        return f"{self.out}/{rel}"
+
+    # per subject
+    @property
+    def preproc_t1(self) -> str:
+        return self._p(SUBJ + "_desc-preproc_T1w.nii.gz")
+
+    @property
+    def preproc_labels(self) -> str:
+        return self._p(SUBJ + "_desc-preproc_dseg.nii.gz")
+
+    @property
+    def brain(self) -> str:
+        return self._p(SUBJ + "_desc-brain_T1w.nii.gz")
+
+    @property
+    def brain_mask(self) -> str:
+        return self._p(SUBJ + "_desc-brain_mask.nii.gz")
+
+    # per pair
+    @property
+    def affine(self) -> str:
+        return self._p(PAIR + "/init/affine.mat")
+
+    def method_file(self, name: str) -> str:
+        return self._p(PAIR + "/{method}/" + name)
+
+    # cohort tables
+    def table(self, name: str) -> str:
+        return self._p(f"metrics/{name}.tsv")
+
+    # witnesses
+    def log(self, rule: str, pair: bool = False) -> str:
+        return self._p(f"logs/{rule}/" + (PAIR_TAG + "_{method}" if rule.startswith(("register", "metrics")) else
+                                          PAIR_TAG if pair else "{cohort}/sub-{subject}") + ".log")
+
+    def benchmark(self, rule: str, pair: bool = False) -> str:
+        return self._p(f"benchmarks/{rule}/" + (PAIR_TAG + "_{method}" if rule.startswith(("register", "metrics")) else
+                                                PAIR_TAG if pair else "{cohort}/sub-{subject}") + ".tsv")

@@ -1,0 +1,108 @@
+"""Brain extraction: none (already stripped), provided (mask column) or atlas (template-based).
+
+The atlas method registers a head template to the subject and warps the template's brain mask
+back, as ANTs' antsBrainExtraction does at its core; it needs no downloaded weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from .errors import InputError
+from .io import load_volume, nib_to_ants
+from .preprocess import robust_normalise
+
+METHODS = ("none", "provided", "atlas")
+
+
+@dataclass(frozen=True)
+class AtlasSettings:
+    template: str = ""
+    template_mask: str = ""  # a mask or an extracted brain: voxels > 0 are brain
+    spacing: float = 2.0  # registration runs at this spacing; the mask is resampled back
+    syn_iterations: tuple[int, ...] = (40, 20, 0)
+    threshold: float = 0.5
+
+
+def clean_mask(mask: np.ndarray) -> np.ndarray:
+    """Keep the largest connected component and fill holes: a brain is one solid piece."""
+    lab, n = ndimage.label(mask)
+    if n > 1:
+        sizes = ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1))
+        mask = lab == (int(np.argmax(sizes)) + 1)
+    return ndimage.binary_fill_holes(mask)
+
+
+def atlas_mask(subject: str, t1: nib.Nifti1Image, settings: AtlasSettings) -> np.ndarray:
+    """Warp the template's brain mask onto the subject's grid (boolean array)."""
+    import ants
+
+    if not settings.template or not settings.template_mask:
+        raise InputError(subject, None, "skullstrip.method 'atlas' needs skullstrip.template and skullstrip.template_mask in config")
+    tmpl = load_volume(settings.template, None, "skull-strip template")
+    tmask = load_volume(settings.template_mask, None, "skull-strip template mask")
+    tmpl_a = nib_to_ants(nib.as_closest_canonical(tmpl))
+    tmask_a = nib_to_ants(nib.as_closest_canonical(tmask))
+    tmask_a = tmask_a.new_image_like((tmask_a.numpy() > 0).astype(np.float32))
+    subj_a = nib_to_ants(t1)
+    sp = (settings.spacing,) * 3
+    fixed = ants.resample_image(subj_a, sp, use_voxels=False, interp_type=0)
+    moving = ants.resample_image(tmpl_a, sp, use_voxels=False, interp_type=0)
+    moving = moving.new_image_like(robust_normalise(moving.numpy(), 0.5, 99.5))
+    reg = ants.registration(fixed, moving, type_of_transform="SyN", aff_metric="mattes", syn_metric="mattes",
+                            reg_iterations=tuple(settings.syn_iterations))
+    warped = ants.apply_transforms(subj_a, tmask_a, reg["fwdtransforms"], interpolator="linear")
+    mask = clean_mask(warped.numpy() > settings.threshold)
+    if not mask.any():
+        raise InputError(subject, None, "atlas skull stripping produced an empty mask (template registration failed?)")
+    return mask
+
+
+def extract_brain(subject: str, t1: nib.Nifti1Image, method: str, mask: nib.Nifti1Image | None = None,
+                  atlas: AtlasSettings = AtlasSettings(), mask_path: str = "") -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
+    """Return (brain image renormalised inside the mask, uint8 mask) on the T1's grid."""
+    data = np.asanyarray(t1.dataobj).astype(np.float32)
+    if method == "none":
+        m = clean_mask(data > 0)
+    elif method == "provided":
+        if mask is None:
+            raise InputError(subject, mask_path or None, "skullstrip.method is 'provided' but the sheet gives no mask for this subject")
+        m = np.asanyarray(mask.dataobj) > 0
+    elif method == "atlas":
+        m = atlas_mask(subject, t1, atlas)
+    else:
+        raise ValueError(f"unknown skull-strip method {method!r}; expected one of {METHODS}")
+    if not m.any():
+        raise InputError(subject, mask_path or None, "brain mask is empty")
+    brain = np.where(m, robust_normalise(data, 0.5, 99.5, within=m), 0.0).astype(np.float32)
+    return (nib.Nifti1Image(brain, t1.affine, t1.header), nib.Nifti1Image(m.astype(np.uint8), t1.affine))
+
+
+def mask_dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a > 0, b > 0
+    return float(2.0 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1))
+
+
+def provided_mask(subject: str, t1: nib.Nifti1Image, raw_t1_path: str, mask_path: str) -> nib.Nifti1Image:
+    """The sheet's mask, checked against the raw T1's grid, then mapped onto the preprocessed grid."""
+    import ants
+
+    from .io import check_same_grid
+
+    if not mask_path:
+        raise InputError(subject, None, "skullstrip.method is 'provided' but the sheet gives no mask for this subject")
+    raw = load_volume(raw_t1_path, subject, "T1")
+    mask = load_volume(mask_path, subject, "mask")
+    check_same_grid(raw, mask, subject, mask_path, "mask")
+    if not np.any(np.asanyarray(mask.dataobj) > 0):
+        raise InputError(subject, mask_path, "brain mask is empty (no voxel > 0)")
+    m = nib_to_ants(nib.as_closest_canonical(mask))
+    m = m.new_image_like((m.numpy() > 0).astype(np.float32))
+    on_grid = ants.resample_image_to_target(m, nib_to_ants(t1), interp_type="linear").numpy() > 0.5
+    if not on_grid.any():
+        raise InputError(subject, mask_path, "brain mask is empty after resampling to the working grid")
+    return nib.Nifti1Image(on_grid.astype(np.uint8), t1.affine)

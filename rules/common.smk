@@ -1,0 +1,92 @@
+# Config and sample-sheet validation, the pair design, wildcard constraints and input functions.
+import os
+
+from snakemake.utils import validate
+
+from cohortreg.aggregate import PairResult, write_tables
+from cohortreg.paths import Layout
+from cohortreg.samples import SheetError, design_pairs, missing_files, read_sheet, subject_row
+
+validate(config, "../config/schemas/config.schema.yaml")
+
+if not config["samples"]:
+    raise SheetError(
+        "no sample sheet: run with --config samples=PATH (a TSV with columns cohort, subject, t1 "
+        "[, labels, mask, split] or a BIDS root); `cohortreg-demo DIR` makes a synthetic one"
+    )
+SHEET = read_sheet(config["samples"])
+for _msg in missing_files(SHEET):
+    logger.warning(f"CohortReg: {_msg} (that subject's jobs will fail; the others run with --keep-going)")
+PAIRS = design_pairs(SHEET, config["design"], config.get("reference"), config.get("pairs"))
+METHODS = list(config["methods"])
+L = Layout(config["outdir"].rstrip("/"))
+
+
+wildcard_constraints:
+    cohort="[A-Za-z0-9_-]+",
+    subject="[A-Za-z0-9_-]+",
+    moving="[A-Za-z0-9_-]+",
+    fixed="[A-Za-z0-9_-]+",
+    method="|".join(METHODS),
+
+
+def res(family, key):
+    return config["resources"][family][key]
+
+
+def get_row(wildcards, who="subject"):
+    return subject_row(SHEET, wildcards.cohort, getattr(wildcards, who))
+
+
+def get_raw_inputs(wildcards):
+    """Raw files that exist: a missing one is reported by the job itself, naming the subject."""
+    row = get_row(wildcards)
+    return {k: row[k] for k in ("t1", "labels") if row[k] and os.path.exists(row[k])}
+
+
+def get_mask_input(wildcards):
+    row = get_row(wildcards)
+    if config["skullstrip"]["method"] == "provided" and row["mask"] and os.path.exists(row["mask"]):
+        return {"raw_mask": row["mask"]}
+    return {}
+
+
+def of(pattern, who):
+    """Input function: a per-subject file of the pair's moving or fixed subject."""
+    return lambda w: pattern.format(cohort=w.cohort, subject=getattr(w, who))
+
+
+def method_params(wildcards):
+    return dict(config.get("method_params", {}).get(wildcards.method, {}))
+
+
+def pair_results():
+    out = []
+    for p in PAIRS:
+        for m in METHODS:
+            ids = dict(cohort=p.cohort, moving=p.moving, fixed=p.fixed, method=m)
+            subj = lambda pat, s: pat.format(cohort=p.cohort, subject=s)
+            logs = [subj(L.log(r), s) for s in (p.moving, p.fixed) for r in ("preprocess", "skullstrip")]
+            logs += [L.log("affine", pair=True).format(**ids), L.log("register").format(**ids),
+                     L.log("metrics").format(**ids)]
+            out.append(PairResult(**ids, metrics=L.method_file("metrics.json").format(**ids),
+                                  labels=L.method_file("labels.tsv").format(**ids),
+                                  benchmark=L.benchmark("register").format(**ids),
+                                  benchmark_affine=L.benchmark("affine", pair=True).format(**ids),
+                                  logs=tuple(logs)))
+    return out
+
+
+def write_partial_tables():
+    """On a failed run (e.g. --keep-going with a bad subject) still write the cohort tables."""
+    try:
+        pairs = write_tables(pair_results(), L.table("pairs"), L.table("labels"), L.table("summary"))
+        bad = pairs[pairs["status"] != "ok"]
+        logger.error(f"CohortReg: {len(bad)} of {len(pairs)} pair results failed; see {L.table('pairs')}:")
+        for r in bad.itertuples():
+            logger.error(f"  {r.cohort}/{r.moving} -> {r.fixed} [{r.method}]: {r.error}")
+    except Exception as exc:  # never mask the original failure
+        logger.error(f"CohortReg: could not write partial tables: {exc}")
+
+
+RESULTS = pair_results()

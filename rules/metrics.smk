@@ -1,0 +1,40 @@
+# Per pair metrics, then the cohort tables.
+
+
+rule metrics_pair:
+    input:
+        fixed_labels=of(L.preproc_labels, "fixed"),
+        moving_labels=of(L.preproc_labels, "moving"),
+        fixed_mask=of(L.brain_mask, "fixed"),
+        warped_labels=rules.register_method.output.warped_labels,
+        manifest=rules.register_method.output.manifest,
+    output:
+        json=L.method_file("metrics.json"),
+        labels=L.method_file("labels.tsv"),
+    log:
+        L.log("metrics"),
+    benchmark:
+        L.benchmark("metrics")
+    threads: res("metrics", "threads")
+    resources:
+        mem_mb=res("metrics", "mem_mb"),
+        runtime=res("metrics", "runtime"),
+    script:
+        "../scripts/metrics_pair.py"
+
+
+rule aggregate:
+    input:
+        metrics=[r.metrics for r in RESULTS],
+        benchmarks=[b for r in RESULTS for b in (r.benchmark, r.benchmark_affine)],
+    output:
+        pairs=L.table("pairs"),
+        labels=L.table("labels"),
+        summary=L.table("summary"),
+    params:
+        results=RESULTS,
+    log:
+        f"{L.out}/logs/aggregate.log",
+    threads: 1
+    script:
+        "../scripts/aggregate.py"

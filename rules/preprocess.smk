@@ -1,0 +1,46 @@
+# Per subject: preprocessing then brain extraction.
+
+
+rule preprocess_subject:
+    input:
+        unpack(get_raw_inputs),
+    output:
+        t1=L.preproc_t1,
+        labels=L.preproc_labels,
+    params:
+        t1=lambda w: get_row(w)["t1"],
+        labels=lambda w: get_row(w)["labels"],
+        settings=config["preprocess"],
+    log:
+        L.log("preprocess"),
+    benchmark:
+        L.benchmark("preprocess")
+    threads: res("subject", "threads")
+    resources:
+        mem_mb=res("subject", "mem_mb"),
+        runtime=res("subject", "runtime"),
+    script:
+        "../scripts/preprocess.py"
+
+
+rule skullstrip_subject:
+    input:
+        unpack(get_mask_input),
+        t1=L.preproc_t1,
+    output:
+        brain=L.brain,
+        mask=L.brain_mask,
+    params:
+        settings=config["skullstrip"],
+        raw_t1=lambda w: get_row(w)["t1"],
+        mask=lambda w: get_row(w)["mask"],
+    log:
+        L.log("skullstrip"),
+    benchmark:
+        L.benchmark("skullstrip")
+    threads: res("subject", "threads")
+    resources:
+        mem_mb=res("subject", "mem_mb"),
+        runtime=res("subject", "runtime"),
+    script:
+        "../scripts/skullstrip.py"

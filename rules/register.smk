@@ -1,0 +1,45 @@
+# Per pair: affine initialisation, then each configured method (a plug-in by name).
+
+
+rule register_affine:
+    input:
+        fixed=of(L.brain, "fixed"),
+        moving=of(L.brain, "moving"),
+    output:
+        mat=L.affine,
+    params:
+        settings=config["affine"],
+    log:
+        L.log("affine", pair=True),
+    benchmark:
+        L.benchmark("affine", pair=True)
+    threads: res("affine", "threads")
+    resources:
+        mem_mb=res("affine", "mem_mb"),
+        runtime=res("affine", "runtime"),
+    script:
+        "../scripts/affine.py"
+
+
+rule register_method:
+    input:
+        fixed=of(L.brain, "fixed"),
+        moving=of(L.brain, "moving"),
+        moving_labels=of(L.preproc_labels, "moving"),
+        affine=L.affine,
+    output:
+        manifest=L.method_file("transforms.json"),
+        warped=L.method_file("sub-{moving}_space-{fixed}_desc-warped_T1w.nii.gz"),
+        warped_labels=L.method_file("sub-{moving}_space-{fixed}_desc-warped_dseg.nii.gz"),
+    params:
+        method_params=method_params,
+    log:
+        L.log("register"),
+    benchmark:
+        L.benchmark("register")
+    threads: res("register", "threads")
+    resources:
+        mem_mb=lambda w, attempt: res("register", "mem_mb") * attempt,
+        runtime=lambda w, attempt: res("register", "runtime") * attempt,
+    script:
+        "../scripts/register.py"

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .base import RegistrationMethod, Transforms, stage_file
 
 
@@ -18,14 +20,32 @@ class AffineSettings:
     sampling_rate: float = 0.25
 
 
+MIN_VOXELS_PER_AXIS = 16
+MIN_SAMPLES = 1_000_000
+
+
+def capped_shrink_factors(shape: tuple[int, ...], shrink_factors: tuple[int, ...]) -> tuple[int, ...]:
+    """Cap each shrink factor so the coarsest level keeps >= 16 voxels along the shortest axis.
+
+    Shrinking a 2 mm brain (about 80 voxels across) by 8 leaves 10 voxels: too few samples for
+    mutual information, which then drifts to a wrong scale. 1 mm brains keep 8/4/2/1 unchanged.
+    """
+    cap = max(1, min(shape) // MIN_VOXELS_PER_AXIS)
+    return tuple(max(1, min(int(s), cap)) for s in shrink_factors)
+
+
 def estimate_affine(fixed: Any, moving: Any, out_mat: Path, settings: AffineSettings = AffineSettings()) -> str:
     """Rigid then affine, from a centre-of-mass alignment; writes an ANTs ``.mat`` (moving -> fixed)."""
     import ants
 
+    shrink = capped_shrink_factors(tuple(fixed.shape), tuple(settings.shrink_factors))
+    # MI on a coarse grid with few random points is unstable (a wrong scale on small images):
+    # sample at least ~1M points, i.e. every voxel up to 2 mm brains, 25 % of a 1 mm head.
+    rate = min(1.0, max(settings.sampling_rate, MIN_SAMPLES / float(np.prod(fixed.shape))))
     common = dict(aff_metric=settings.metric, aff_iterations=tuple(settings.iterations),
-                  aff_shrink_factors=tuple(settings.shrink_factors),
+                  aff_shrink_factors=shrink,
                   aff_smoothing_sigmas=tuple(settings.smoothing_sigmas),
-                  aff_random_sampling_rate=settings.sampling_rate)
+                  aff_random_sampling_rate=rate)
     # antspyx starts from [fixed, moving, 1] (centre of mass) when no initial transform is given.
     rigid = ants.registration(fixed, moving, type_of_transform="Rigid", **common)
     aff = ants.registration(fixed, moving, type_of_transform="Affine", initial_transform=rigid["fwdtransforms"][0], **common)

@@ -1,0 +1,35 @@
+"""Sample sheets for the public labelled datasets as laid out in ``../shared/data`` (see its README).
+
+Used by the benchmarks and the real-data tests; a study with the same public data can use them too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SHARED_DATA = Path(os.environ.get("COHORTREG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+COHORTS = {
+    # cohort: (folder, subject ids in order (the first is the reference), label file)
+    "lpba40": ("lpba40", [f"S{i:02d}" for i in range(1, 21)], "labels_lpba56.nii.gz"),
+    "oasis": ("oasis-trt-20", [f"{i:02d}" for i in range(1, 13)], "labels_dkt31_aseg.nii.gz"),
+}
+
+
+def available(root: Path = SHARED_DATA) -> bool:
+    return (root / "lpba40").is_dir() and (root / "oasis-trt-20").is_dir()
+
+
+def write_sheet(path: str | Path, cohorts: dict[str, int], root: Path = SHARED_DATA) -> Path:
+    """A sheet with the first n subjects of each named cohort (the first one is the reference)."""
+    rows = ["cohort\tsubject\tt1\tlabels"]
+    for cohort, n in cohorts.items():
+        folder, ids, lab = COHORTS[cohort]
+        for sid in ids[:n]:
+            d = root / folder / f"sub-{sid}"
+            rows.append(f"{cohort}\t{sid}\t{d / 't1w_brain.nii.gz'}\t{d / lab}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(rows) + "\n")
+    return path

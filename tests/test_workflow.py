@@ -1,0 +1,95 @@
+"""The workflow end to end on small phantoms: dry-runs, start-up refusals, --keep-going, ANTs reuse."""
+
+import gzip
+import json
+
+import ants
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohortreg.metrics import dice_per_label
+from tests.conftest import run_snakemake
+
+FAST_CONFIG = "method_params:\n  ants: {preset: fast}\npreprocess:\n  spacing: null\n"
+
+
+def config_args(d, *extra):
+    """Flat keys on --config (the public contract); nested settings through a --configfile."""
+    (d / "fast.yaml").write_text(FAST_CONFIG)
+    return ["--configfile", str(d / "fast.yaml"), "--config", f"samples={d / 'samples.tsv'}", f"outdir={d / 'out'}",
+            *extra]
+
+
+@pytest.mark.parametrize("extra", [
+    [],
+    ["methods=[affine]"],
+    ["design=pairwise"],
+    ["design=reference", "methods=[ants]"],
+])
+def test_dry_run_builds_the_dag(phantom_cohort, extra):
+    d = phantom_cohort
+    if "design=pairwise" in extra:
+        (d / "pairs.tsv").write_text("cohort\tmoving\tfixed\nph\t02\t03\nph\t03\t02\n")
+        extra = extra + [f"pairs={d / 'pairs.tsv'}"]
+    r = run_snakemake("-n", "--cores", "2", *config_args(d, *extra), cwd=d)
+    assert r.returncode == 0, r.stderr + r.stdout
+    out = r.stdout + r.stderr
+    n_methods = 1 if any(e.startswith("methods=") for e in extra) else 2
+    assert f"register_method       {2 * n_methods}" in out.replace("\t", " ") or \
+        out.count("rule register_method") == 2 * n_methods
+
+
+def test_config_typo_is_an_error_naming_the_key(phantom_cohort):
+    r = run_snakemake("-n", "--cores", "1", *config_args(phantom_cohort, "methodz=[ants]"), cwd=phantom_cohort)
+    assert r.returncode != 0 and "methodz" in r.stderr + r.stdout
+
+
+def test_unknown_method_and_odd_subject_are_refused_at_start(phantom_cohort):
+    d = phantom_cohort
+    r = run_snakemake("-n", "--cores", "1", *config_args(d, "methods=[magic]"), cwd=d)
+    assert r.returncode != 0 and "magic" in r.stderr + r.stdout
+    sheet = (d / "samples.tsv").read_text() + "ph\tbad id!\ts1_T1w.nii.gz\t\n"
+    (d / "samples.tsv").write_text(sheet)
+    r = run_snakemake("-n", "--cores", "1", *config_args(d), cwd=d)
+    assert r.returncode != 0 and "line 5 (ph/bad id!): subject" in r.stderr + r.stdout
+
+
+@pytest.mark.workflow
+def test_keep_going_finishes_the_others_and_lists_the_failed_subject(phantom_cohort):
+    d = phantom_cohort
+    raw = gzip.decompress((d / "s3_T1w.nii.gz").read_bytes())
+    (d / "broken_T1w.nii.gz").write_bytes(gzip.compress(raw[: len(raw) // 3]))
+    with open(d / "samples.tsv", "a") as fh:
+        fh.write("ph\t04\tbroken_T1w.nii.gz\ts3_dseg.nii.gz\nph\t05\tmissing_T1w.nii.gz\t\n")
+    r = run_snakemake("--cores", "2", "--keep-going", *config_args(d), cwd=d)
+    assert r.returncode != 0
+    pairs = pd.read_csv(d / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
+    ok = pairs[pairs.status == "ok"]
+    assert set(ok.moving) == {"02", "03"} and len(ok) == 4
+    failed = pairs[pairs.status == "failed"].set_index(["moving", "method"])
+    assert len(failed) == 4
+    assert "subject '04'" in failed.loc[("04", "ants"), "error"] and "truncated" in failed.loc[("04", "ants"), "error"]
+    assert "subject '05'" in failed.loc[("05", "affine"), "error"] and "does not exist" in failed.loc[("05", "affine"), "error"]
+    # Registration did its job (the phantoms differ by an affine only; SyN > affine is tested on
+    # real LPBA40 scans in test_realdata.py).
+    assert (ok["dice_mean"] > 0.88).all(), ok
+    summary = pd.read_csv(d / "out" / "metrics" / "summary.tsv", sep="\t")
+    assert set(summary.n_failed) == {2} and set(summary.n_ok) == {2}
+    # Finished results stay: a second run reruns nothing that succeeded.
+    stamp = (d / "out" / "ph" / "sub-02" / "to-01" / "ants" / "metrics.json").stat().st_mtime_ns
+    r2 = run_snakemake("-n", "--cores", "2", "--keep-going", *config_args(d), cwd=d)
+    assert "sub-02_to-01" not in r2.stdout.split("Job stats")[-1].replace("sub-02_to-01.tsv", "")
+    assert (d / "out" / "ph" / "sub-02" / "to-01" / "ants" / "metrics.json").stat().st_mtime_ns == stamp
+
+    # The transforms are ANTs files: ants.apply_transforms with them reproduces our warped labels.
+    pair = d / "out" / "ph" / "sub-02" / "to-01" / "ants"
+    tx = json.loads((pair / "transforms.json").read_text())
+    fixed = ants.image_read(str(d / "out" / "ph" / "sub-01" / "anat" / "sub-01_desc-brain_T1w.nii.gz"))
+    moving_labels = ants.image_read(str(d / "out" / "ph" / "sub-02" / "anat" / "sub-02_desc-preproc_dseg.nii.gz"))
+    theirs = ants.apply_transforms(fixed, moving_labels, [str(pair / t) for t in tx["forward"]],
+                                   interpolator="genericLabel").numpy()
+    ours = np.asarray(nib.load(pair / "sub-02_space-01_desc-warped_dseg.nii.gz").dataobj)
+    d_agree = dice_per_label(ours, theirs)
+    assert min(d_agree.values()) >= 0.99

@@ -84,8 +84,9 @@ def nib_to_ants(img: nib.Nifti1Image) -> "ants.ANTsImage":
     spacing = np.linalg.norm(lin, axis=0)
     direction = _RAS_TO_LPS @ (lin / spacing)
     origin = _RAS_TO_LPS @ aff[:3, 3]
-    data = np.asanyarray(img.dataobj)
-    data = data.astype(np.float32) if data.dtype.kind != "u" or data.dtype.itemsize > 1 else data
+    # Always float32: antspyx resampling of a uint8 image returned all zeros (seen with a uint8
+    # aseg), which would silently empty a label map or mask.
+    data = np.asanyarray(img.dataobj).astype(np.float32)
     return ants.from_numpy(np.ascontiguousarray(data), origin=tuple(origin), spacing=tuple(spacing), direction=direction)
 
 

@@ -75,3 +75,12 @@ def test_our_reading_of_the_displacement_field_matches_ants_points(syn_warp):
     moved = ants.apply_transforms_to_points(3, pts, [warp], whichtoinvert=[False]).to_numpy()
     expected = lps + disp[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
     assert np.allclose(moved, expected, atol=1e-3)
+
+
+def test_uint8_label_maps_survive_resampling(tmp_path):
+    lab = np.zeros((20, 20, 20), np.uint8)
+    lab[5:15, 5:15, 5:15] = 200
+    img = nib.load(save(lab, tmp_path / "lab.nii.gz", np.diag([1.0, 1.0, 1.0, 1.0])))
+    a = nib_to_ants(img)
+    out = ants.resample_image(a, (2.0, 2.0, 2.0), use_voxels=False, interp_type=1).numpy()
+    assert set(np.unique(out)) == {0, 200}

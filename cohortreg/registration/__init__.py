@@ -5,8 +5,9 @@ from __future__ import annotations
 from .affine import AffineOnly, AffineSettings, estimate_affine
 from .ants_syn import AntsSyN
 from .base import RegistrationMethod, Transforms, write_manifest
+from .torch_greedy import TorchGreedy
 
-METHODS: dict[str, type[RegistrationMethod]] = {cls.name: cls for cls in (AffineOnly, AntsSyN)}
+METHODS: dict[str, type[RegistrationMethod]] = {cls.name: cls for cls in (AffineOnly, AntsSyN, TorchGreedy)}
 
 
 def get_method(name: str) -> type[RegistrationMethod]:

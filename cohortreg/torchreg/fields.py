@@ -1,0 +1,92 @@
+"""Displacement fields: warping, Gaussian smoothing, resizing, scaling and squaring, Jacobians."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def identity_grid(shape: tuple[int, int, int], device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Voxel coordinates [1, 3, D, H, W] (channel order D, H, W)."""
+    axes = [torch.arange(s, device=device, dtype=dtype) for s in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij")).unsqueeze(0)
+
+
+def warp(image: torch.Tensor, disp: torch.Tensor, mode: str = "bilinear", padding: str = "zeros") -> torch.Tensor:
+    """Sample image [N, C, D, H, W] at x + disp(x); disp in voxels [N, 3, D, H, W].
+
+    Images pad with zeros (outside the scan is background); displacement fields pad with
+    ``border`` (a field continues smoothly past the grid).
+    """
+    shape = image.shape[2:]
+    coords = identity_grid(tuple(shape), image.device, image.dtype) + disp
+    scale = torch.tensor([2.0 / max(s - 1, 1) for s in shape], device=image.device, dtype=image.dtype).view(1, 3, 1, 1, 1)
+    norm = coords * scale - 1.0
+    grid = norm.permute(0, 2, 3, 4, 1).flip(-1)  # grid_sample wants (x=W, y=H, z=D)
+    return F.grid_sample(image, grid, mode=mode, padding_mode=padding, align_corners=True)
+
+
+def gaussian_kernel1d(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    r = max(int(math.ceil(3 * sigma)), 1)
+    x = torch.arange(-r, r + 1, device=device, dtype=dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian smoothing of every channel (sigma in voxels; 0 = none)."""
+    if sigma <= 0:
+        return x
+    n, c = x.shape[:2]
+    k = gaussian_kernel1d(sigma, x.device, x.dtype)
+    r = k.numel() // 2
+    y = x.reshape(n * c, 1, *x.shape[2:])
+    for dim in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + dim] = k.numel()
+        pad = [0, 0, 0, 0, 0, 0]
+        pad[2 * (2 - dim)] = pad[2 * (2 - dim) + 1] = r
+        y = F.conv3d(F.pad(y, pad, mode="replicate"), k.view(shape))
+    return y.reshape(n, c, *x.shape[2:])
+
+
+def resize_field(disp: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Resample a voxel displacement field to another grid of the same extent, rescaling its units."""
+    old = disp.shape[2:]
+    out = F.interpolate(disp, size=shape, mode="trilinear", align_corners=True)
+    factors = torch.tensor([(n - 1) / max(o - 1, 1) for n, o in zip(shape, old)], device=disp.device, dtype=disp.dtype)
+    return out * factors.view(1, 3, 1, 1, 1)
+
+
+def compose(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Displacement of x -> (x + b) then + a(x + b): the map (id + a) o (id + b)."""
+    return b + warp(a, b, padding="border")
+
+
+def exp_velocity(v: torch.Tensor, steps: int = 7) -> torch.Tensor:
+    """Scaling and squaring: the displacement of exp(v) for a stationary velocity v (voxels)."""
+    disp = v / (2 ** steps)
+    for _ in range(steps):
+        disp = disp + warp(disp, disp, padding="border")
+    return disp
+
+
+def jacobian_determinant(disp: torch.Tensor) -> torch.Tensor:
+    """det(I + grad u) with central differences inside, [N, D-2, H-2, W-2] (voxel units)."""
+    d = disp
+    grads = []
+    for axis in (2, 3, 4):
+        fwd = d.narrow(axis, 2, d.shape[axis] - 2)
+        bwd = d.narrow(axis, 0, d.shape[axis] - 2)
+        g = (fwd - bwd) / 2.0
+        sl = [slice(None)] * 5
+        for other in (2, 3, 4):
+            if other != axis:
+                sl[other] = slice(1, -1)
+        grads.append(g[tuple(sl)])
+    j = torch.stack(grads, dim=2)  # [N, 3(u), 3(axis), ...]
+    j = j + torch.eye(3, device=d.device, dtype=d.dtype).view(1, 3, 3, 1, 1, 1)
+    j = j.permute(0, 3, 4, 5, 1, 2)
+    return torch.linalg.det(j)

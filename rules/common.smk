@@ -5,6 +5,7 @@ from snakemake.utils import validate
 
 from cohortreg.aggregate import PairResult, write_tables
 from cohortreg.paths import Layout
+from cohortreg.registration import get_method
 from cohortreg.samples import SheetError, design_pairs, missing_files, read_sheet, subject_row
 
 validate(config, "../config/schemas/config.schema.yaml")
@@ -60,6 +61,12 @@ def method_params(wildcards):
     return dict(config.get("method_params", {}).get(wildcards.method, {}))
 
 
+def gpus(wildcards):
+    """gpu=1 for a method set to run on CUDA (mapped to --gpus=1 by the SLURM plugin), else 0."""
+    device = str(method_params(wildcards).get("device", "cpu"))
+    return int(get_method(wildcards.method).uses_gpu and device.startswith("cuda"))
+
+
 def pair_results():
     out = []
     for p in PAIRS:
@@ -78,9 +85,16 @@ def pair_results():
 
 
 def write_partial_tables():
-    """On a failed run (e.g. --keep-going with a bad subject) still write the cohort tables."""
+    """On a failed run (e.g. --keep-going with a bad subject) still write the cohort tables.
+
+    They are stamped with a 1970 mtime: older than any input, so the next run sees them as out
+    of date and retries the failed subjects instead of taking the partial tables as final.
+    """
     try:
-        pairs = write_tables(pair_results(), L.table("pairs"), L.table("labels"), L.table("summary"))
+        tables = [L.table("pairs"), L.table("labels"), L.table("summary")]
+        pairs = write_tables(RESULTS, *tables)
+        for t in tables:
+            os.utime(t, (0, 0))
         bad = pairs[pairs["status"] != "ok"]
         logger.error(f"CohortReg: {len(bad)} of {len(pairs)} pair results failed; see {L.table('pairs')}:")
         for r in bad.itertuples():

@@ -41,5 +41,6 @@ rule register_method:
     resources:
         mem_mb=lambda w, attempt: res("register", "mem_mb") * attempt,
         runtime=lambda w, attempt: res("register", "runtime") * attempt,
+        gpu=gpus,
     script:
         "../scripts/register.py"

@@ -80,7 +80,11 @@ def test_keep_going_finishes_the_others_and_lists_the_failed_subject(phantom_coh
     # Finished results stay: a second run reruns nothing that succeeded.
     stamp = (d / "out" / "ph" / "sub-02" / "to-01" / "ants" / "metrics.json").stat().st_mtime_ns
     r2 = run_snakemake("-n", "--cores", "2", "--keep-going", *config_args(d), cwd=d)
-    assert "sub-02_to-01" not in r2.stdout.split("Job stats")[-1].replace("sub-02_to-01.tsv", "")
+    planned = r2.stdout + r2.stderr
+    assert "rule register_method" in planned  # the failed subjects are retried ...
+    assert "moving=04" in planned and "subject=05" in planned
+    for done in ("moving=02", "moving=03", "subject=02", "subject=03", "subject=01"):
+        assert done not in planned  # ... the finished ones are not
     assert (d / "out" / "ph" / "sub-02" / "to-01" / "ants" / "metrics.json").stat().st_mtime_ns == stamp
 
     # The transforms are ANTs files: ants.apply_transforms with them reproduces our warped labels.
@@ -93,3 +97,18 @@ def test_keep_going_finishes_the_others_and_lists_the_failed_subject(phantom_coh
     ours = np.asarray(nib.load(pair / "sub-02_space-01_desc-warped_dseg.nii.gz").dataobj)
     d_agree = dice_per_label(ours, theirs)
     assert min(d_agree.values()) >= 0.99
+
+
+def test_gpu_resource_only_for_methods_set_to_cuda(phantom_cohort):
+    d = phantom_cohort
+    (d / "gpu.yaml").write_text("method_params:\n  torch: {device: cuda}\n")
+    r = run_snakemake("-n", "--cores", "2", "--configfile", d / "gpu.yaml", "--config", f"samples={d / 'samples.tsv'}",
+                      f"outdir={d / 'out'}", "methods=[ants,torch]", cwd=d)
+    assert r.returncode == 0, r.stderr
+    jobs = []
+    for block in (r.stdout + r.stderr).split("rule register_method:")[1:]:
+        lines = block.splitlines()
+        wild = next(x for x in lines if "wildcards:" in x)
+        res = next(x for x in lines if "resources:" in x)
+        jobs.append(("method=torch" in wild, "gpu=1" in res))
+    assert len(jobs) == 4 and all(is_torch == has_gpu for is_torch, has_gpu in jobs), jobs

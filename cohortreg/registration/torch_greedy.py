@@ -48,13 +48,16 @@ def voxel_to_ants_field(u: np.ndarray, ref: Any) -> Any:
 class TorchGreedy(RegistrationMethod):
     name = "torch"
     uses_gpu = True
+    # Chosen from a grid on LPBA40 S02 -> S01 at 2 mm (CPU, 2 threads, a loaded machine, so the
+    # seconds are upper bounds): lr 0.2 / grad sigma 2 / warp sigma 1 with 200x100x20 gave Dice
+    # 0.708 and no folding; lr 0.1 / 2 / 0.5, window 5, 200x100x50 gave 0.710 with 0.14 % folding.
+    # ANTs SyN 'default' on the same pair: 0.704 (affine alone 0.644).
+    _base = {"loss": "lncc", "window": 7, "lr": 0.2, "grad_sigma": 2.0, "warp_sigma": 1.0, "device": "auto", "seed": 0}
     presets = {
-        "fast": {"scales": [4, 2], "iterations": [200, 100], "loss": "lncc", "window": 7, "lr": 0.5,
-                 "grad_sigma": 1.0, "warp_sigma": 0.5, "device": "auto", "seed": 0},
-        "default": {"scales": [4, 2, 1], "iterations": [200, 100, 25], "loss": "lncc", "window": 7, "lr": 0.5,
-                    "grad_sigma": 1.0, "warp_sigma": 0.5, "device": "auto", "seed": 0},
-        "accurate": {"scales": [4, 2, 1], "iterations": [200, 100, 50], "loss": "lncc", "window": 7, "lr": 0.5,
-                     "grad_sigma": 1.0, "warp_sigma": 0.5, "device": "auto", "seed": 0},
+        "fast": {**_base, "scales": [4, 2], "iterations": [200, 100]},
+        "default": {**_base, "scales": [4, 2, 1], "iterations": [200, 100, 20]},
+        "accurate": {**_base, "scales": [4, 2, 1], "iterations": [200, 100, 50], "lr": 0.1, "warp_sigma": 0.5,
+                     "window": 5},
     }
 
     def register(self, fixed: Any, moving: Any, affine: str, outdir: Path) -> Transforms:

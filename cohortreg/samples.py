@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 import pandas as pd
@@ -19,7 +19,6 @@ import yaml
 
 from .errors import InputError
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 OPTIONAL_COLUMNS = ("labels", "mask", "split")
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "config" / "schemas"
 
@@ -175,11 +174,3 @@ def subject_row(table: pd.DataFrame, cohort: str, subject: str) -> pd.Series:
         return table.loc[(cohort, subject)]
     except KeyError as exc:
         raise InputError(subject, None, f"not in the sample sheet for cohort {cohort!r}") from exc
-
-
-def is_valid_id(value: str) -> bool:
-    return bool(ID_PATTERN.match(value))
-
-
-def iter_subjects(table: pd.DataFrame) -> Iterable[tuple[str, str]]:
-    return zip(table["cohort"], table["subject"])

@@ -69,7 +69,7 @@ class RegistrationMethod(ABC):
 
 
 def stage_file(src: str, dst: Path) -> str:
-    """Move a transform written in a temporary place to its final name under the pair folder."""
+    """Copy a transform written in a temporary place to its final name under the pair folder."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     return str(dst)

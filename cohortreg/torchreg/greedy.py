@@ -9,7 +9,7 @@ levels, where a step costs 1/8 or 1/64 of a full-resolution one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,6 @@ class GreedySettings:
     grad_sigma: float = 1.0
     warp_sigma: float = 0.5
     smooth_weight: float = 0.0  # diffusion regulariser on top of the field smoothing
-    extra: dict = field(default_factory=dict)
 
 
 def downsample(x: torch.Tensor, scale: int) -> torch.Tensor:

@@ -47,7 +47,7 @@ def robust_normalise(data: np.ndarray, lower: float, upper: float, within: np.nd
 
 
 def preprocess_subject(subject: str, t1_path: str, labels_path: str = "",
-                       settings: PreprocessSettings = PreprocessSettings(), threads: int = 1) -> Preprocessed:
+                       settings: PreprocessSettings = PreprocessSettings()) -> Preprocessed:
     """Load, check and preprocess one subject's T1 and its label map (which must share the T1's grid)."""
     import ants
 

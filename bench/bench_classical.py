@@ -41,6 +41,9 @@ def main() -> int:
     ap.add_argument("--methods", default="affine,ants")
     ap.add_argument("--lpba", type=int, default=11, help="LPBA40 subjects (S01 is the reference)")
     ap.add_argument("--oasis", type=int, default=12, help="OASIS-TRT subjects (sub-01 is the reference)")
+    ap.add_argument("--keep", nargs="*", default=[], metavar="COHORT/ID",
+                    help="only these subjects (the cohort's reference must be among them), e.g. oasis/01 oasis/02")
+    ap.add_argument("--tag", default="", help="suffix for the result name (a subset run)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--forcerun", nargs="*", default=[], help="rules to rerun although up to date (after a code change)")
     args = ap.parse_args()
@@ -48,8 +51,15 @@ def main() -> int:
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
     tag = f"classical_{args.spacing:g}mm_{args.preset}"
-    work = ROOT / "bench" / "work" / tag
+    work_tag = tag
+    tag += f"_{args.tag}" if args.tag else ""
+    work = ROOT / "bench" / "work" / work_tag  # a subset reuses the full run's finished jobs
     sheet = write_sheet(work / "samples.tsv", {k: n for k, n in (("lpba40", args.lpba), ("oasis", args.oasis)) if n})
+    if args.keep:
+        lines = sheet.read_text().splitlines()
+        kept = [lines[0]] + [ln for ln in lines[1:] if "/".join(ln.split("\t")[:2]) in set(args.keep)]
+        sheet = work / f"samples_{args.tag or 'subset'}.tsv"
+        sheet.write_text("\n".join(kept) + "\n")
     cfg = {"samples": str(sheet), "outdir": str(work / "out"), "methods": args.methods.split(","),
            "preprocess": {"spacing": args.spacing}, "method_params": {"ants": {"preset": args.preset}}}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -65,7 +75,7 @@ def main() -> int:
     summary["n_pairs"] = pairs[pairs.status == "ok"].groupby(["cohort", "method"]).size().values
     print(f"\n{tag}: snakemake exit {rc}, {wall:.0f} s wall on {os.cpu_count()} cores")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    out = {"benchmark": tag, "spacing_mm": args.spacing, "ants_preset": args.preset, "snakemake_rc": rc,
+    out = {"benchmark": tag, "subjects": args.keep or "all listed", "spacing_mm": args.spacing, "ants_preset": args.preset, "snakemake_rc": rc,
            "wall_seconds": wall, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "summary": summary.to_dict("records"), "pairs": pairs.to_dict("records")}
     res = ROOT / "bench" / "results" / f"{tag}.json"

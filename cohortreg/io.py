@@ -19,7 +19,7 @@ from .errors import InputError
 if TYPE_CHECKING:  # antspyx is heavy to import; only the functions that need it load it
     import ants
 
-_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
 
 def load_volume(path: str | os.PathLike, subject: str | None = None, what: str = "image") -> nib.Nifti1Image:
@@ -82,8 +82,8 @@ def nib_to_ants(img: nib.Nifti1Image) -> "ants.ANTsImage":
     aff = np.asarray(img.affine, dtype=float)
     lin = aff[:3, :3]
     spacing = np.linalg.norm(lin, axis=0)
-    direction = _RAS_TO_LPS @ (lin / spacing)
-    origin = _RAS_TO_LPS @ aff[:3, 3]
+    direction = RAS_TO_LPS @ (lin / spacing)
+    origin = RAS_TO_LPS @ aff[:3, 3]
     # Always float32: antspyx resampling of a uint8 image returned all zeros (seen with a uint8
     # aseg), which would silently empty a label map or mask.
     data = np.asanyarray(img.dataobj).astype(np.float32)
@@ -95,8 +95,8 @@ def ants_to_nib(img: "ants.ANTsImage", dtype: type | None = None) -> nib.Nifti1I
     spacing = np.asarray(img.spacing, dtype=float)
     direction = np.asarray(img.direction, dtype=float)
     aff = np.eye(4)
-    aff[:3, :3] = _RAS_TO_LPS @ direction * spacing
-    aff[:3, 3] = _RAS_TO_LPS @ np.asarray(img.origin, dtype=float)
+    aff[:3, :3] = RAS_TO_LPS @ direction * spacing
+    aff[:3, 3] = RAS_TO_LPS @ np.asarray(img.origin, dtype=float)
     data = img.numpy()
     if dtype is not None:
         data = data.astype(dtype)

@@ -10,25 +10,18 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from .io import ants_to_nib, nib_to_ants, save_atomic, write_text_atomic
+from .io import RAS_TO_LPS, ants_to_nib, nib_to_ants, save_atomic, write_text_atomic
 from .metrics import jacobian_determinant, jacobian_stats, summarise_pair
 from .registration import get_method, write_manifest
-
-_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
-
-
-def _read(path: str) -> nib.Nifti1Image:
-    return nib.load(path)
-
 
 def register_pair(method: str, params: dict[str, Any], fixed: str, moving: str, moving_labels: str, affine: str,
                   out_manifest: str, out_warped: str, out_warped_labels: str, threads: int = 1) -> dict[str, Any]:
     """Run one method on one pair and write the warped image, warped labels and transforms.json."""
     impl = get_method(method)(params, threads)
     outdir = Path(out_manifest).parent
-    f = nib_to_ants(_read(fixed))
-    m = nib_to_ants(_read(moving))
-    ml = nib_to_ants(_read(moving_labels))
+    f = nib_to_ants(nib.load(fixed))
+    m = nib_to_ants(nib.load(moving))
+    ml = nib_to_ants(nib.load(moving_labels))
     t0 = time.perf_counter()
     tx, warped, warped_labels = impl.run(f, m, affine, outdir, ml)
     tx.extra["register_seconds"] = time.perf_counter() - t0
@@ -42,7 +35,7 @@ def warp_jacobian(warp_path: str) -> np.ndarray:
     """Jacobian determinant of an ANTs displacement field file (vectors in LPS mm)."""
     img = nib.load(warp_path)
     disp = np.asarray(img.dataobj, dtype=np.float32).reshape(img.shape[:3] + (3,))
-    grid_to_physical = _RAS_TO_LPS @ img.affine[:3, :3]
+    grid_to_physical = RAS_TO_LPS @ img.affine[:3, :3]
     return jacobian_determinant(disp, grid_to_physical)
 
 

@@ -45,8 +45,7 @@ class RegistrationMethod(ABC):
         preset = params.pop("preset", None)
         if preset is not None and preset not in self.presets:
             raise ValueError(f"method {self.name!r}: unknown preset {preset!r}; known: {sorted(self.presets)}")
-        self.params = {**self.presets.get(preset, {}), **params} if preset else (
-            {**self.presets.get("default", {}), **params})
+        self.params = {**self.presets.get(preset or "default", {}), **params}
         self.threads = threads
 
     @abstractmethod

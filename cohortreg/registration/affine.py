@@ -18,10 +18,18 @@ class AffineSettings:
     shrink_factors: tuple[int, ...] = (8, 4, 2, 1)
     smoothing_sigmas: tuple[int, ...] = (3, 2, 1, 0)
     sampling_rate: float = 0.25
+    # Rigid stage first (None: the affine's iterations; (): no rigid stage). Rigid only needs the
+    # coarse levels to settle rotation and translation before the 12-parameter stage.
+    rigid_iterations: tuple[int, ...] | None = (200, 100, 0, 0)
+    # MI on a coarse grid with few random points is unstable (a wrong scale on small images):
+    # sample at least this many points per level (0: the sampling rate alone decides).
+    min_samples: int = 1_000_000
+    # Estimate on a grid no finer than this (mm): 12 parameters do not need 1 mm voxels, and a
+    # 1 mm affine at full sampling costs 8x a 2 mm one. None: the working grid.
+    max_resolution_mm: float | None = 2.0
 
 
 MIN_VOXELS_PER_AXIS = 16
-MIN_SAMPLES = 1_000_000
 
 
 def capped_shrink_factors(shape: tuple[int, ...], shrink_factors: tuple[int, ...]) -> tuple[int, ...]:
@@ -38,17 +46,22 @@ def estimate_affine(fixed: Any, moving: Any, out_mat: Path, settings: AffineSett
     """Rigid then affine, from a centre-of-mass alignment; writes an ANTs ``.mat`` (moving -> fixed)."""
     import ants
 
+    res = settings.max_resolution_mm
+    if res and min(fixed.spacing) < res:
+        # The .mat maps physical points, so a transform estimated on coarser copies is the same map.
+        fixed, moving = (ants.resample_image(im, (res,) * 3, use_voxels=False, interp_type=0) for im in (fixed, moving))
     shrink = capped_shrink_factors(tuple(fixed.shape), tuple(settings.shrink_factors))
-    # MI on a coarse grid with few random points is unstable (a wrong scale on small images):
-    # sample at least ~1M points, i.e. every voxel up to 2 mm brains, 25 % of a 1 mm head.
-    rate = min(1.0, max(settings.sampling_rate, MIN_SAMPLES / float(np.prod(fixed.shape))))
-    common = dict(aff_metric=settings.metric, aff_iterations=tuple(settings.iterations),
-                  aff_shrink_factors=shrink,
-                  aff_smoothing_sigmas=tuple(settings.smoothing_sigmas),
-                  aff_random_sampling_rate=rate)
-    # antspyx starts from [fixed, moving, 1] (centre of mass) when no initial transform is given.
-    rigid = ants.registration(fixed, moving, type_of_transform="Rigid", **common)
-    aff = ants.registration(fixed, moving, type_of_transform="Affine", initial_transform=rigid["fwdtransforms"][0], **common)
+    rate = min(1.0, max(settings.sampling_rate, settings.min_samples / float(np.prod(fixed.shape))))
+    common = dict(aff_metric=settings.metric, aff_shrink_factors=shrink,
+                  aff_smoothing_sigmas=tuple(settings.smoothing_sigmas), aff_random_sampling_rate=rate)
+    rigid_its = tuple(settings.iterations if settings.rigid_iterations is None else settings.rigid_iterations)
+    init = None
+    if rigid_its:
+        # antspyx starts from [fixed, moving, 1] (centre of mass) when no initial transform is given.
+        rigid = ants.registration(fixed, moving, type_of_transform="Rigid", aff_iterations=rigid_its, **common)
+        init = rigid["fwdtransforms"][0]
+    aff = ants.registration(fixed, moving, type_of_transform="Affine", initial_transform=init,
+                            aff_iterations=tuple(settings.iterations), **common)
     return stage_file(aff["fwdtransforms"][0], out_mat)
 
 

@@ -36,13 +36,33 @@ class PairResult:
     logs: tuple[str, ...]
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
 def read_benchmark(path: str) -> tuple[float, float]:
-    """(seconds, max RSS in MB) from a Snakemake benchmark TSV; nan when absent."""
+    """(seconds, max RSS in MB) from a Snakemake benchmark TSV (last repeat); nan when absent.
+
+    Plain text parsing, not pandas: a 20,000-pair cohort has 40,000 of these small files.
+    """
     if not path or not os.path.exists(path):
         return float("nan"), float("nan")
-    b = pd.read_csv(path, sep="\t")
-    rss = pd.to_numeric(b.get("max_rss", pd.Series([np.nan])), errors="coerce")
-    return float(b["s"].iloc[-1]), float(rss.iloc[-1])
+    with open(path) as fh:
+        lines = [ln.rstrip("\n").split("\t") for ln in fh if ln.strip()]
+    if len(lines) < 2:
+        return float("nan"), float("nan")
+    rec = dict(zip(lines[0], lines[-1]))
+    return _number(rec.get("s", "nan")), _number(rec.get("max_rss", "nan"))
+
+
+def read_label_rows(path: str, ids: tuple[str, str, str, str]) -> tuple[list[str], list[list]]:
+    """(header, rows prefixed by the pair's ids) of a per-pair labels.tsv."""
+    with open(path) as fh:
+        lines = [ln.rstrip("\n").split("\t") for ln in fh if ln.strip()]
+    return lines[0], [[*ids, *row] for row in lines[1:]]
 
 
 def first_error(logs: tuple[str, ...]) -> str:
@@ -62,7 +82,10 @@ def first_error(logs: tuple[str, ...]) -> str:
 
 
 def collect(results: list[PairResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rows, label_frames = [], []
+    """One row per pair (failed ones with their error) and one per (pair, label); one DataFrame each."""
+    rows: list[dict] = []
+    label_rows: list[list] = []
+    label_header: list[str] = ["label", "dice", "hd95", "fixed_voxels", "warped_voxels"]
     for r in results:
         row = {"cohort": r.cohort, "moving": r.moving, "fixed": r.fixed, "method": r.method}
         if os.path.exists(r.metrics):
@@ -73,16 +96,15 @@ def collect(results: list[PairResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
             row.update(seconds=secs, seconds_affine=secs_aff, max_rss_mb=np.nanmax([rss, rss_aff, -1.0]),
                        status="ok", error="")
             if os.path.exists(r.labels):
-                lt = pd.read_csv(r.labels, sep="\t")
-                label_frames.append(lt.assign(cohort=r.cohort, moving=r.moving, fixed=r.fixed, method=r.method))
+                label_header, more = read_label_rows(r.labels, (r.cohort, r.moving, r.fixed, r.method))
+                label_rows.extend(more)
         else:
             row.update(status="failed", error=first_error(r.logs))
         rows.append(row)
     pairs = pd.DataFrame(rows).reindex(columns=PAIR_COLUMNS)
-    labels = (pd.concat(label_frames, ignore_index=True) if label_frames else
-              pd.DataFrame(columns=["label", "dice", "hd95", "fixed_voxels", "warped_voxels"]))
-    cols = ["cohort", "moving", "fixed", "method"]
-    labels = labels[cols + [c for c in labels.columns if c not in cols]]
+    labels = pd.DataFrame(label_rows, columns=["cohort", "moving", "fixed", "method", *label_header])
+    for col in label_header:
+        labels[col] = pd.to_numeric(labels[col], errors="coerce")
     return pairs, labels
 
 

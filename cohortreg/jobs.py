@@ -36,7 +36,9 @@ def job(smk: Any, what: str) -> Iterator[logging.Logger]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
                         force=True)
     pin_threads(smk.threads, smk.config.get("seed"))
-    log.info("%s: %s (threads=%s)", what, dict(smk.wildcards.items()), smk.threads)
+    log.info("%s: %s (threads=%s, host=%s, SLURM_JOB_ID=%s, CUDA_VISIBLE_DEVICES=%s)", what,
+             dict(smk.wildcards.items()), smk.threads, os.uname().nodename, os.environ.get("SLURM_JOB_ID", "-"),
+             os.environ.get("CUDA_VISIBLE_DEVICES", "-"))
     try:
         yield log
     except Exception as exc:

@@ -6,7 +6,7 @@ from snakemake.utils import validate
 from cohortreg.aggregate import PairResult, write_tables
 from cohortreg.paths import Layout
 from cohortreg.registration import get_method
-from cohortreg.samples import SheetError, design_pairs, missing_files, read_sheet, subject_row
+from cohortreg.samples import SheetError, SubjectIndex, design_pairs, missing_files, read_sheet
 
 validate(config, "../config/schemas/config.schema.yaml")
 
@@ -18,6 +18,7 @@ if not config["samples"]:
 SHEET = read_sheet(config["samples"])
 for _msg in missing_files(SHEET):
     logger.warning(f"CohortReg: {_msg} (that subject's jobs will fail; the others run with --keep-going)")
+ROW = SubjectIndex(SHEET)
 PAIRS = design_pairs(SHEET, config["design"], config.get("reference"), config.get("pairs"))
 METHODS = list(config["methods"])
 L = Layout(config["outdir"].rstrip("/"))
@@ -35,8 +36,20 @@ def res(family, key):
     return config["resources"][family][key]
 
 
+def grows(family, key):
+    """Memory and runtime grow with the attempt: a job SLURM killed for either is retried with more."""
+    return lambda wildcards, attempt: res(family, key) * attempt
+
+
+def slurm_partition(wildcards):
+    """SLURM partition (config 'slurm'): the GPU one for CUDA methods, else the CPU one ('' = default)."""
+    if "method" in wildcards.keys() and gpus(wildcards) and config["slurm"]["gpu_partition"]:
+        return config["slurm"]["gpu_partition"]
+    return config["slurm"]["partition"]
+
+
 def get_row(wildcards, who="subject"):
-    return subject_row(SHEET, wildcards.cohort, getattr(wildcards, who))
+    return ROW(wildcards.cohort, getattr(wildcards, who))
 
 
 def get_raw_inputs(wildcards):
@@ -62,9 +75,10 @@ def method_params(wildcards):
 
 
 def gpus(wildcards):
-    """gpu=1 for a method set to run on CUDA (mapped to --gpus=1 by the SLURM plugin), else 0."""
-    device = str(method_params(wildcards).get("device", "cpu"))
-    return int(get_method(wildcards.method).uses_gpu and device.startswith("cuda"))
+    """gpu=1 (the SLURM plugin's --gpus=1) for a GPU-capable method set to device cuda or to gpu: true."""
+    params = method_params(wildcards)
+    wants = bool(params.get("gpu", False)) or str(params.get("device", "cpu")).startswith("cuda")
+    return int(get_method(wildcards.method).uses_gpu and wants)
 
 
 def pair_results():

@@ -17,8 +17,10 @@ rule metrics_pair:
         L.benchmark("metrics")
     threads: res("metrics", "threads")
     resources:
-        mem_mb=res("metrics", "mem_mb"),
-        runtime=res("metrics", "runtime"),
+        mem_mb=grows("metrics", "mem_mb"),
+        runtime=grows("metrics", "runtime"),
+        slurm_partition=slurm_partition,
+        slurm_account=config["slurm"]["account"],
     script:
         "../scripts/metrics_pair.py"
 

@@ -17,8 +17,10 @@ rule preprocess_subject:
         L.benchmark("preprocess")
     threads: res("subject", "threads")
     resources:
-        mem_mb=res("subject", "mem_mb"),
-        runtime=res("subject", "runtime"),
+        mem_mb=grows("subject", "mem_mb"),
+        runtime=grows("subject", "runtime"),
+        slurm_partition=slurm_partition,
+        slurm_account=config["slurm"]["account"],
     script:
         "../scripts/preprocess.py"
 
@@ -40,7 +42,9 @@ rule skullstrip_subject:
         L.benchmark("skullstrip")
     threads: res("subject", "threads")
     resources:
-        mem_mb=res("subject", "mem_mb"),
-        runtime=res("subject", "runtime"),
+        mem_mb=grows("subject", "mem_mb"),
+        runtime=grows("subject", "runtime"),
+        slurm_partition=slurm_partition,
+        slurm_account=config["slurm"]["account"],
     script:
         "../scripts/skullstrip.py"

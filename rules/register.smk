@@ -15,8 +15,10 @@ rule register_affine:
         L.benchmark("affine", pair=True)
     threads: res("affine", "threads")
     resources:
-        mem_mb=res("affine", "mem_mb"),
-        runtime=res("affine", "runtime"),
+        mem_mb=grows("affine", "mem_mb"),
+        runtime=grows("affine", "runtime"),
+        slurm_partition=slurm_partition,
+        slurm_account=config["slurm"]["account"],
     script:
         "../scripts/affine.py"
 
@@ -39,8 +41,10 @@ rule register_method:
         L.benchmark("register")
     threads: res("register", "threads")
     resources:
-        mem_mb=lambda w, attempt: res("register", "mem_mb") * attempt,
-        runtime=lambda w, attempt: res("register", "runtime") * attempt,
+        mem_mb=grows("register", "mem_mb"),
+        runtime=grows("register", "runtime"),
         gpu=gpus,
+        slurm_partition=slurm_partition,
+        slurm_account=config["slurm"]["account"],
     script:
         "../scripts/register.py"

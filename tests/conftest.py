@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,45 @@ def phantom_cohort(tmp_path):
         rows.append(f"ph\t0{i}\ts{i}_T1w.nii.gz\ts{i}_dseg.nii.gz")
     (tmp_path / "samples.tsv").write_text("\n".join(rows) + "\n")
     return tmp_path
+
+
+LOCAL_CLUSTER = ROOT / "profiles" / "slurm" / "local_cluster.sh"
+
+
+def slurm_testable() -> str:
+    """'' when this machine can host the one-node test SLURM, else why not (the skip reason)."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return 'the SLURM executor plugin is not installed (pip install -e ".[slurm]")'
+    if os.geteuid() != 0:
+        return "starting a local SLURM needs root"
+    if not (shutil.which("slurmctld") or shutil.which("apt-get")):
+        return "no slurmctld and no apt-get to install it"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def local_slurm():
+    """A one-node SLURM for the session (profiles/slurm/local_cluster.sh), stopped by PID at the end."""
+    why = slurm_testable()
+    if why:
+        pytest.skip(why)
+    r = subprocess.run(["bash", str(LOCAL_CLUSTER), "start"], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        pytest.fail(f"local SLURM did not start:\n{r.stdout}\n{r.stderr}")
+    yield r.stdout.strip()
+    subprocess.run(["bash", str(LOCAL_CLUSTER), "stop"], capture_output=True, text=True, timeout=60)
+
+
+def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a `snakemake -n` run lists, in order."""
+    jobs: list[tuple[str, dict[str, str]]] = []
+    for line in output.splitlines():
+        s = line.strip()
+        if (s.startswith("rule ") or s.startswith("localrule ")) and s.endswith(":"):
+            jobs.append((s.split()[1].rstrip(":"), {}))
+        elif s.startswith("wildcards:") and jobs:
+            jobs[-1][1].update(kv.split("=", 1) for kv in s[len("wildcards:"):].split(", ") if "=" in kv)
+    return jobs

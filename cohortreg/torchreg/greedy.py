@@ -14,6 +14,7 @@ the zero padding outside the scan still shows in the gradient, so the field does
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -58,9 +59,32 @@ def similarity_gradient(settings: GreedySettings, fixed: torch.Tensor):
         with torch.enable_grad():
             loss = fn(fixed, moving)
             (grad,) = torch.autograd.grad(loss, moving)
-        return loss.detach(), grad
+        return loss.detach(), grad * moving.shape[0]  # per pair: the gradient of its own mean
 
     return value_and_grad
+
+
+class Adam:
+    """Adam on one tensor, the same arithmetic as torch.optim.Adam (defaults betas 0.9/0.999, eps 1e-8).
+
+    Written out because constructing torch.optim.Adam imports torch's compiler stack (about 3 s
+    per registration job, longer than a 2 mm registration itself).
+    """
+
+    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.param, self.lr, self.betas, self.eps, self.t = param, lr, betas, eps, 0
+        self.m = torch.zeros_like(param)
+        self.v = torch.zeros_like(param)
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        self.m.lerp_(grad, 1 - b1)
+        self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (self.v.sqrt() / math.sqrt(1 - b2 ** self.t)).add_(self.eps)
+        self.param.addcdiv_(self.m, denom, value=-self.lr / (1 - b1 ** self.t))
 
 
 def register_greedy(fixed: torch.Tensor, moving: torch.Tensor, settings: GreedySettings = GreedySettings(),
@@ -74,8 +98,8 @@ def register_greedy(fixed: torch.Tensor, moving: torch.Tensor, settings: GreedyS
         f, m = downsample(fixed, scale), downsample(moving, scale)
         shape = tuple(f.shape[2:])
         u = torch.zeros((f.shape[0], 3, *shape), device=f.device, dtype=f.dtype) if u is None else resize_field(u, shape)
-        u = u.detach().requires_grad_(True)
-        opt = torch.optim.Adam([u], lr=settings.lr)
+        u = u.detach().requires_grad_(settings.smooth_weight > 0)
+        opt = Adam(u, lr=settings.lr)
         sim = similarity_gradient(settings, f)
         for _ in range(iters):
             with torch.no_grad():
@@ -86,8 +110,7 @@ def register_greedy(fixed: torch.Tensor, moving: torch.Tensor, settings: GreedyS
                 (d_reg,) = torch.autograd.grad(settings.smooth_weight * diffusion(u), u)
                 grad = grad + d_reg
             with torch.no_grad():
-                u.grad = smooth(grad, settings.grad_sigma)
-                opt.step()
+                opt.step(smooth(grad, settings.grad_sigma))
                 u.copy_(smooth(u, settings.warp_sigma))
         u = u.detach()
     if u.shape[2:] != fixed.shape[2:]:

@@ -69,7 +69,8 @@ class LocalNCC:
         b = 2.0 * cc * self.var_f / denom
         sa, samu, sb, sbmu = box_filter(torch.cat([a, a * self.mu_f, b, b * mu_m], dim=1), self.window).split(
             moving.shape[1], dim=1)
-        grad = (f * sa - samu - moving * sb + sbmu) * (-n / cc.numel())
+        # Each pair's gradient is that of its own mean, so a batch of pairs steps as each would alone.
+        grad = (f * sa - samu - moving * sb + sbmu) * (-n / cc[0].numel())
         return -cc.mean(), grad
 
 

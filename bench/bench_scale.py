@@ -1,0 +1,115 @@
+"""Scale (issue 4): dry-run of the real workflow on large synthetic sheets, and aggregation of 20k pairs.
+
+For each N, writes a sheet of N subjects in 4 cohorts (every row points at one small NIfTI, so
+no real data are needed), times sheet reading + validation in-process, then times
+``snakemake -n`` of the real Snakefile (wall seconds and peak RSS of the process). Then builds
+the per-pair files of a 20,000-pair run (metrics.json, labels.tsv with 56 labels, two benchmark
+files) and times ``cohortreg.aggregate.write_tables`` on them.
+
+    python bench/bench_scale.py --sizes 1000 5000 20000 --aggregate 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from cohortreg.aggregate import PairResult, write_tables  # noqa: E402
+from cohortreg.samples import design_pairs, read_sheet  # noqa: E402
+
+COHORTS = 4
+
+
+def write_sheet(d: Path, n: int) -> Path:
+    import nibabel as nib
+
+    img = d / "tiny_T1w.nii.gz"
+    if not img.exists():
+        nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.float32), np.eye(4)), img)
+    rows = ["cohort\tsubject\tt1"] + [f"study{i % COHORTS}\ts{i:06d}\t{img.name}" for i in range(n)]
+    sheet = d / f"samples_{n}.tsv"
+    sheet.write_text("\n".join(rows) + "\n")
+    return sheet
+
+
+def dry_run(d: Path, sheet: Path, methods: str) -> dict:
+    t0 = time.perf_counter()
+    sheet_df = read_sheet(str(sheet))
+    n_pairs = len(design_pairs(sheet_df, "reference", {}, ""))
+    t_sheet = time.perf_counter() - t0
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "--quiet", "rules",
+                        "--cores", "2", "--config", f"samples={sheet}", f"outdir={d / 'out'}", f"methods=[{methods}]"],
+                       cwd=d, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    jobs = sum(int(ln.split()[-1]) for ln in r.stdout.splitlines() if ln.strip().startswith("total"))
+    return {"subjects": len(sheet_df), "pairs": n_pairs, "methods": methods, "rc": r.returncode, "jobs": jobs,
+            "sheet_seconds": t_sheet, "dry_run_seconds": wall,
+            "peak_rss_mb": rss / 1024 if rss > before else float("nan"),
+            "stderr_tail": r.stderr[-500:] if r.returncode else ""}
+
+
+def aggregate(d: Path, n: int) -> dict:
+    agg = d / f"agg_{n}"
+    labels = "label\tdice\thd95\tfixed_voxels\twarped_voxels\n" + "".join(
+        f"{k}\t0.7\t3.0\t1000\t990\n" for k in range(1, 57))
+    bench = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n" \
+            "42.1\t0:00:42\t1800.5\t2500\t1700\t1750\t10\t20\t180\t80\n"
+    results = []
+    for i in range(n):
+        p = agg / f"p{i:06d}"
+        if not (p / "metrics.json").exists():
+            p.mkdir(parents=True, exist_ok=True)
+            (p / "metrics.json").write_text(json.dumps({"dice_mean": 0.7, "hd95": 3.0, "folding_frac": 0.0,
+                                                        "sdlogj": 0.1, "n_labels": 56}))
+            (p / "labels.tsv").write_text(labels)
+            (p / "b.tsv").write_text(bench)
+            (p / "a.tsv").write_text(bench)
+        results.append(PairResult(f"study{i % COHORTS}", f"s{i:06d}", "s000000", "ants", str(p / "metrics.json"),
+                                  str(p / "labels.tsv"), str(p / "b.tsv"), str(p / "a.tsv"), ()))
+    t0 = time.perf_counter()
+    pairs = write_tables(results, str(agg / "pairs.tsv"), str(agg / "labels.tsv"), str(agg / "summary.tsv"))
+    return {"pairs": len(pairs), "label_rows": 56 * n, "seconds": time.perf_counter() - t0}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 5000, 20000])
+    ap.add_argument("--methods", default="affine,ants")
+    ap.add_argument("--aggregate", type=int, default=20000)
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "scale")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in args.sizes:
+        rows.append(dry_run(args.work, write_sheet(args.work, n), args.methods))
+        r = rows[-1]
+        print(f"{n:6d} subjects  {r['jobs']:7d} jobs  sheet {r['sheet_seconds']:6.2f} s  dry-run "
+              f"{r['dry_run_seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB  rc {r['rc']}", flush=True)
+    agg = aggregate(args.work, args.aggregate) if args.aggregate else None
+    if agg:
+        print(f"aggregate {agg['pairs']} pairs ({agg['label_rows']} label rows): {agg['seconds']:.1f} s")
+    out = {"benchmark": "scale", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "machine": {"host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version()},
+           "dry_runs": rows, "aggregate": agg}
+    res = ROOT / "bench" / "results" / "scale.json"
+    res.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"written {res}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

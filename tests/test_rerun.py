@@ -1,0 +1,124 @@
+"""Re-running only what changed (issue 4), on a small real cohort (3 LPBA40 subjects at 3 mm).
+
+One real run, then a change and a dry-run: the planned jobs must be exactly those that depend on
+the change. Last, a run killed with SIGKILL resumes with --rerun-incomplete and loses nothing.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from cohortreg.datasets import SHARED_DATA
+from tests.conftest import ROOT, needs_shared_data, planned_jobs, run_snakemake
+
+pytestmark = [needs_shared_data, pytest.mark.realdata, pytest.mark.workflow]
+
+CONFIG = "preprocess:\n  spacing: 3.0\nmethod_params:\n  torch: {preset: fast}\n  ants: {preset: fast}\n"
+
+
+def make_cohort(d, subjects):
+    """Copies of LPBA40 scans in d (so a test may replace one) and a sheet listing ``subjects``."""
+    for s in ("S01", "S02", "S03", "S04"):
+        for kind, name in (("t1", "t1w_brain"), ("labels", "labels_lpba56")):
+            shutil.copy(SHARED_DATA / "lpba40" / f"sub-{s}" / f"{name}.nii.gz", d / f"{s}_{kind}.nii.gz")
+    write(d, subjects)
+    (d / "cfg.yaml").write_text(CONFIG)
+
+
+def write(d, subjects):
+    rows = ["cohort\tsubject\tt1\tlabels"] + [f"lpba40\t{s}\t{s}_t1.nii.gz\t{s}_labels.nii.gz" for s in subjects]
+    (d / "samples.tsv").write_text("\n".join(rows) + "\n")
+
+
+def args(d, *extra):
+    return ["--cores", "2", "--configfile", d / "cfg.yaml", "--config", f"samples={d / 'samples.tsv'}",
+            f"outdir={d / 'out'}", "methods=[affine,torch]", *extra]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rerun")
+    make_cohort(d, ["S01", "S02", "S03"])
+    r = run_snakemake(*args(d), cwd=d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = run_snakemake("-n", *args(d), cwd=d)
+    assert planned_jobs(r.stdout + r.stderr) == [], "a finished run plans nothing"
+    return d
+
+
+def plan(d, *extra, cfg=None):
+    if cfg is not None:
+        (d / "cfg2.yaml").write_text(cfg)
+        extra = ("--configfile", d / "cfg2.yaml", *extra)
+    r = run_snakemake("-n", *args(d), *extra, cwd=d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return planned_jobs(r.stdout + r.stderr)
+
+
+def test_adding_a_subject_runs_only_that_subject(finished):
+    d = finished
+    write(d, ["S01", "S02", "S03", "S04"])
+    try:
+        jobs = plan(d)
+    finally:
+        write(d, ["S01", "S02", "S03"])
+    subjects = {w.get("subject") or w.get("moving") for r, w in jobs if r != "aggregate"}
+    assert subjects == {"S04"}, jobs
+    assert Counter(r for r, _ in jobs) == {"preprocess_subject": 1, "skullstrip_subject": 1, "register_affine": 1,
+                                           "register_method": 2, "metrics_pair": 2, "aggregate": 1}, jobs
+
+
+def test_replacing_a_t1_reruns_that_subject_only(finished):
+    d = finished
+    t1 = d / "S03_t1.nii.gz"
+    stat = t1.stat()
+    os.utime(t1, (time.time(), time.time()))  # a re-exported scan: newer file, same name
+    try:
+        jobs = plan(d)
+    finally:
+        os.utime(t1, (stat.st_atime, stat.st_mtime))
+    assert {w.get("subject") or w.get("moving") for r, w in jobs if r != "aggregate"} == {"S03"}, jobs
+    assert Counter(r for r, _ in jobs)["preprocess_subject"] == 1
+
+
+def test_changing_one_methods_parameters_reruns_that_method_only(finished):
+    jobs = plan(finished, cfg="method_params:\n  torch: {preset: fast, iterations: [60, 30]}\n")
+    assert {r for r, _ in jobs} == {"register_method", "metrics_pair", "aggregate"}, jobs
+    assert {w["method"] for r, w in jobs if r != "aggregate"} == {"torch"}
+    assert len([1 for r, _ in jobs if r == "register_method"]) == 2
+
+
+def test_changing_the_reference_reruns_its_pairs_only(finished):
+    jobs = plan(finished, "reference={lpba40: S02}")
+    assert {r for r, _ in jobs} == {"register_affine", "register_method", "metrics_pair", "aggregate"}, jobs
+    assert {(w["moving"], w["fixed"]) for r, w in jobs if r == "register_affine"} == {("S01", "S02"), ("S03", "S02")}
+
+
+def test_a_killed_run_resumes_and_keeps_finished_results(tmp_path):
+    d = tmp_path
+    make_cohort(d, ["S01", "S02", "S03"])
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *map(str, args(d))]
+    proc = subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    out = d / "out"
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(out.rglob("metrics.json")):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the scheduler and its running jobs, mid-way
+    proc.wait()
+    # Every file of a method folder whose metrics.json exists belongs to finished jobs.
+    done = {p: (p.stat().st_mtime_ns, p.read_bytes()) for m in out.rglob("metrics.json") for p in m.parent.iterdir()}
+    assert done, "killed before any pair finished"
+    assert not (out / "metrics" / "pairs.tsv").exists(), "killed after the end: nothing to resume"
+    r = run_snakemake("--unlock", *args(d), cwd=d)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_snakemake("--rerun-incomplete", *args(d), cwd=d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "metrics" / "pairs.tsv").exists()
+    for p, (mtime, data) in done.items():
+        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{p} was redone or changed"

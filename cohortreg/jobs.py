@@ -24,6 +24,19 @@ def pin_threads(threads: int, seed: int | None = None) -> None:
         os.environ[var] = n
     if seed is not None:
         os.environ["ANTS_RANDOM_SEED"] = str(seed)
+        seed_ants(seed)
+
+
+def seed_ants(seed: int) -> None:
+    """Make antspyx pass ``--random-seed`` to antsRegistration (MI sampling is random).
+
+    antspyx 0.6.3 ignores ANTS_RANDOM_SEED and seeds from the clock unless its module-level
+    seed is set; its public setter would also force one thread, so the attribute is set directly.
+    Without this, the same pair gave affine Dice 0.640 in one run and 0.642 in the next.
+    """
+    import ants
+
+    ants.config._random_seed = int(seed)
 
 
 @contextmanager

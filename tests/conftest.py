@@ -96,12 +96,12 @@ def local_slurm():
 
 
 def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a `snakemake -n` run lists, in order."""
+    """(rule, wildcards) of every job a `snakemake -n` run lists, in order (not the target rule ``all``)."""
     jobs: list[tuple[str, dict[str, str]]] = []
     for line in output.splitlines():
         s = line.strip()
         if (s.startswith("rule ") or s.startswith("localrule ")) and s.endswith(":"):
             jobs.append((s.split()[1].rstrip(":"), {}))
         elif s.startswith("wildcards:") and jobs:
-            jobs[-1][1].update(kv.split("=", 1) for kv in s[len("wildcards:"):].split(", ") if "=" in kv)
-    return jobs
+            jobs[-1][1].update(kv.strip().split("=", 1) for kv in s[len("wildcards:"):].split(",") if "=" in kv)
+    return [j for j in jobs if j[0] != "all"]

@@ -55,7 +55,8 @@ def dry_run(d: Path, sheet: Path, methods: str) -> dict:
                        cwd=d, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    jobs = sum(int(ln.split()[-1]) for ln in r.stdout.splitlines() if ln.strip().startswith("total"))
+    totals = [int(ln.split()[-1]) for ln in r.stdout.splitlines() if ln.strip().startswith("total")]
+    jobs = totals[0] if totals else 0  # the job-stats table is printed twice
     return {"subjects": len(sheet_df), "pairs": n_pairs, "methods": methods, "rc": r.returncode, "jobs": jobs,
             "sheet_seconds": t_sheet, "dry_run_seconds": wall,
             "peak_rss_mb": rss / 1024 if rss > before else float("nan"),
@@ -102,12 +103,13 @@ def main() -> int:
     agg = aggregate(args.work, args.aggregate) if args.aggregate else None
     if agg:
         print(f"aggregate {agg['pairs']} pairs ({agg['label_rows']} label rows): {agg['seconds']:.1f} s")
-    out = {"benchmark": "scale", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "machine": {"host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version()},
-           "dry_runs": rows, "aggregate": agg}
-    res = ROOT / "bench" / "results" / "scale.json"
-    res.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written {res}")
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_at_end": os.getloadavg(),
+            "machine": {"host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version()}}
+    for name, data in (("scale_dry_run", rows), ("scale_aggregate", agg)):
+        if data:  # each part has its own file, so running one part keeps the other's last result
+            res = ROOT / "bench" / "results" / f"{name}.json"
+            res.write_text(json.dumps({"benchmark": name, **meta, "results": data}, indent=2) + "\n")
+            print(f"written {res}")
     return 0
 
 

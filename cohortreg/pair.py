@@ -10,6 +10,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from .aggregate import LABEL_HEADER
 from .io import RAS_TO_LPS, ants_to_nib, nib_to_ants, save_atomic, write_text_atomic
 from .metrics import jacobian_determinant, jacobian_stats, summarise_pair
 from .registration import get_method, write_manifest
@@ -57,7 +58,7 @@ def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fix
     record = {**ids, **summary, "folding_frac": folding, "sdlogj": sdlogj,
               "register_seconds": tx.get("extra", {}).get("register_seconds", float("nan"))}
     write_text_atomic(json.dumps(record, indent=2) + "\n", out_json)
-    header = "label\tdice\thd95\tfixed_voxels\twarped_voxels\n"
+    header = LABEL_HEADER + "\n"
     body = "".join(f"{r['label']}\t{r['dice']:.6f}\t{r['hd95']:.4f}\t{r['fixed_voxels']}\t{r['warped_voxels']}\n" for r in rows)
     write_text_atomic(header + body, out_labels)
     return record

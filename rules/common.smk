@@ -38,12 +38,17 @@ def res(family, key):
 
 def grows(family, key):
     """Memory and runtime grow with the attempt: a job SLURM killed for either is retried with more."""
-    return lambda wildcards, attempt: res(family, key) * attempt
+    base = res(family, key)
+    return lambda wildcards, attempt: base * attempt
 
 
 def slurm_partition(wildcards):
-    """SLURM partition (config 'slurm'): the GPU one for CUDA methods, else the CPU one ('' = default)."""
-    if "method" in wildcards.keys() and gpus(wildcards) and config["slurm"]["gpu_partition"]:
+    """SLURM partition of a method's job: the GPU one for GPU jobs, else the CPU one ('' = default).
+
+    Only register_method needs a function; other rules take config["slurm"]["partition"] as a
+    plain value (a function resource costs Snakemake an inspect.signature per job: seconds at 20k).
+    """
+    if gpus(wildcards) and config["slurm"]["gpu_partition"]:
         return config["slurm"]["gpu_partition"]
     return config["slurm"]["partition"]
 

@@ -19,7 +19,7 @@ rule preprocess_subject:
     resources:
         mem_mb=grows("subject", "mem_mb"),
         runtime=grows("subject", "runtime"),
-        slurm_partition=slurm_partition,
+        slurm_partition=config["slurm"]["partition"],
         slurm_account=config["slurm"]["account"],
     script:
         "../scripts/preprocess.py"
@@ -44,7 +44,7 @@ rule skullstrip_subject:
     resources:
         mem_mb=grows("subject", "mem_mb"),
         runtime=grows("subject", "runtime"),
-        slurm_partition=slurm_partition,
+        slurm_partition=config["slurm"]["partition"],
         slurm_account=config["slurm"]["account"],
     script:
         "../scripts/skullstrip.py"

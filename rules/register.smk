@@ -17,7 +17,7 @@ rule register_affine:
     resources:
         mem_mb=grows("affine", "mem_mb"),
         runtime=grows("affine", "runtime"),
-        slurm_partition=slurm_partition,
+        slurm_partition=config["slurm"]["partition"],
         slurm_account=config["slurm"]["account"],
     script:
         "../scripts/affine.py"

@@ -98,7 +98,11 @@ def main() -> int:
     if len(ratios):
         print("\ntorch vs ants per pair (same run): dice difference, seconds ratio, peak-memory ratio")
         print(ratios.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    out = {"benchmark": tag, "subjects": args.keep or "all listed", "spacing_mm": args.spacing, "ants_preset": args.preset,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    out = {"benchmark": tag, "commit": commit + ("+uncommitted changes" if dirty else ""),
+           "subjects": args.keep or "all listed", "spacing_mm": args.spacing, "ants_preset": args.preset,
            "torch_preset": args.torch_preset, "snakemake_rc": rc,
            "wall_seconds": wall, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "summary": summary.to_dict("records"), "torch_vs_ants": ratios.to_dict("records"),

@@ -30,13 +30,23 @@ class Preprocessed:
     labels: nib.Nifti1Image  # all zeros when the subject has no label map
 
 
+def background_floor(data: np.ndarray) -> float:
+    """Intensities at or below this are background: 1e-3 of the maximum, not zero.
+
+    B-spline resampling of a skull-stripped scan leaves values of 1e-40 over its whole
+    background. Counted as foreground they set the 0.5th percentile to ~0, keep the background
+    non-zero (an OASIS brain's non-zero box was its full grid) and run as slow denormals.
+    """
+    return 1e-3 * float(data.max()) if data.size else 0.0
+
+
 def robust_normalise(data: np.ndarray, lower: float, upper: float, within: np.ndarray | None = None) -> np.ndarray:
     """Map the [lower, upper] percentiles of the foreground to [0, 1] and clip.
 
     Percentiles instead of min/max so that a few hot voxels (vessels, artefacts) do not squash
     the tissue contrast; computed on non-zero voxels so zero padding does not count.
     """
-    region = data[within] if within is not None else data[data > 0]
+    region = data[within] if within is not None else data[data > background_floor(data)]
     if region.size == 0:
         region = data.ravel()
     lo, hi = np.percentile(region, [lower, upper])
@@ -72,7 +82,7 @@ def preprocess_subject(subject: str, t1_path: str, labels_path: str = "",
         img = ants.resample_image(img, (settings.spacing,) * 3, use_voxels=False, interp_type=4)  # B-spline
     data = img.numpy()
     norm = robust_normalise(data, settings.lower_percentile, settings.upper_percentile)
-    norm[data <= 0] = 0.0  # B-spline overshoot and background stay zero
+    norm[data <= background_floor(data)] = 0.0  # B-spline overshoot and ringing: background stays zero
     out_t1 = ants_to_nib(img.new_image_like(norm), np.float32)
 
     if labels is not None:

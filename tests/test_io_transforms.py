@@ -84,3 +84,18 @@ def test_uint8_label_maps_survive_resampling(tmp_path):
     a = nib_to_ants(img)
     out = ants.resample_image(a, (2.0, 2.0, 2.0), use_voxels=False, interp_type=1).numpy()
     assert set(np.unique(out)) == {0, 200}
+
+
+def test_resampled_skull_stripped_scan_keeps_an_exactly_zero_background(tmp_path):
+    """B-spline resampling rings (values of 1e-40 everywhere): preprocessing must not take
+    that for brain, or the brain mask, the intensity percentiles and the crop box all break."""
+    from cohortreg.preprocess import PreprocessSettings, preprocess_subject
+
+    t1, lab = phantom(shape=(48, 52, 44))
+    t1 = np.pad(t1, 10)  # skull-stripped: a brain in an exactly-zero background
+    path = save(t1 * 1000, tmp_path / "t1.nii.gz", np.diag([1.3, 1.3, 1.3, 1.0]))
+    out = preprocess_subject("01", path, settings=PreprocessSettings(spacing=1.0)).t1.get_fdata()
+    brain_fraction = (lab > 0).sum() * 1.3 ** 3 / out.size
+    # a one-voxel partial-volume shell is brain too (1.25x here); the ringing made it the whole grid
+    assert (out != 0).mean() < brain_fraction * 1.5, ((out != 0).mean(), brain_fraction)
+    assert out.max() == 1.0

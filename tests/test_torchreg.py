@@ -180,3 +180,40 @@ def test_batched_pairs_match_one_at_a_time():
     for i in range(2):
         single = register_greedy(as_t(fixed[i:i + 1]), as_t(moving[i:i + 1]), settings)
         assert torch.allclose(batch[i:i + 1], single, atol=1e-3), (batch[i:i + 1] - single).abs().max()
+
+
+def test_cropping_to_the_brain_keeps_the_result(tmp_path):
+    """The engine registers on the brains' bounding box: same labels as on the whole grid, a field
+    continued from the box's faces beyond it, and no folding anywhere on the full grid."""
+    from cohortreg.metrics import dice_per_label
+    from cohortreg.registration import TorchGreedy
+    from tests.conftest import phantom
+
+    def padded(a):  # the phantom inside a grid with ~14 voxels of background on each side
+        return np.pad(a, ((14, 10), (12, 16), (15, 11)))
+
+    f, flab = phantom(seed=1)
+    m, lab = phantom(shift=(1.5, -1.0, 1.0), scale=0.93, seed=2)
+    geom = dict(origin=(0.0, 0.0, 0.0), spacing=(2.0, 2.0, 2.0), direction=np.eye(3))
+    ref, mov = ants.from_numpy(padded(f), **geom), ants.from_numpy(padded(m), **geom)
+    movlab = mov.new_image_like(padded(lab).astype(np.float32))
+    aff = str(tmp_path / "id.mat")
+    ants.write_transform(ants.create_ants_transform(dimension=3), aff)
+    out = {}
+    for margin in (0, 12.0):
+        params = {"preset": "default", "device": "cpu", "crop_margin_mm": margin}
+        d = tmp_path / f"m{margin}"
+        d.mkdir()
+        tx, warped, warped_labels = TorchGreedy(params, threads=1).run(ref, mov, aff, d, movlab)
+        disp = ants.image_read(tx.warp).numpy()
+        det = jacobian_determinant(torch.tensor(np.moveaxis(disp, -1, 0)[None] / 2.0))
+        assert (det > 0).all(), (margin, float(det.min()))
+        out[margin] = (warped_labels.numpy(), disp)
+    full, cropped = out[0][0], out[12.0][0]
+    before = np.mean(list(dice_per_label(padded(flab), padded(lab)).values()))
+    after = np.mean(list(dice_per_label(padded(flab), cropped).values()))
+    assert after > before + 0.2, (before, after)  # 0.668 before
+    whole = np.mean(list(dice_per_label(padded(flab), full).values()))
+    assert after >= whole - 0.005, (whole, after)  # measured: 0.9826 cropped, 0.9830 whole grid
+    beyond = out[12.0][1][:5]  # before the box (brain + 6 voxels): the face's values, repeated
+    assert np.abs(beyond - beyond[-1:]).max() == 0 and np.abs(beyond).max() > 0

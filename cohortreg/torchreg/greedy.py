@@ -105,7 +105,10 @@ def register_greedy(fixed: torch.Tensor, moving: torch.Tensor, settings: GreedyS
             with torch.no_grad():
                 moved = warp(m, u)
                 _, d_image = sim(moved)
-                grad = d_image * torch.cat(torch.gradient(moved, dim=(2, 3, 4)), dim=1)
+                grad = torch.empty_like(u)
+                for axis in range(3):  # one image-sized temporary at a time (1 mm fields are big)
+                    torch.mul(torch.gradient(moved, dim=2 + axis)[0], d_image, out=grad[:, axis:axis + 1])
+                del moved, d_image
             if settings.smooth_weight > 0:
                 (d_reg,) = torch.autograd.grad(settings.smooth_weight * diffusion(u), u)
                 grad = grad + d_reg

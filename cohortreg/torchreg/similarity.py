@@ -10,16 +10,21 @@ def box_filter(x: torch.Tensor, window: int) -> torch.Tensor:
     """Mean over a ``window``^3 neighbourhood, separably with cumulative sums: O(1) per voxel.
 
     x: [N, C, D, H, W]; zero padding at the borders (as voxelmorph's NCC), same output shape.
+    Two x-sized temporaries per axis (no padded copy): at 1 mm the similarity's box filters
+    set the engine's peak memory.
     """
     r = window // 2
     for dim in (2, 3, 4):
-        pad = [0, 0] * 3
-        pad[2 * (4 - dim)] = r + 1
-        pad[2 * (4 - dim) + 1] = r
-        c = torch.cumsum(F.pad(x, pad), dim=dim)
         n = x.shape[dim]
-        x = c.narrow(dim, window, n) - c.narrow(dim, 0, n)
-    return x / float(window ** 3)
+        c = torch.cumsum(x, dim=dim)
+        # window sum at i: c[min(i + r, n - 1)] - c[i - r - 1] (the second term only where i > r)
+        hi = (torch.arange(n, device=x.device) + r).clamp_max(n - 1)
+        out = c.index_select(dim, hi)
+        if n > r + 1:
+            out.narrow(dim, r + 1, n - r - 1).sub_(c.narrow(dim, 0, n - r - 1))
+        del c
+        x = out
+    return x.div_(float(window ** 3))
 
 
 def lncc(fixed: torch.Tensor, moving: torch.Tensor, window: int = 7, eps: float = 1e-5) -> torch.Tensor:
@@ -53,25 +58,32 @@ class LocalNCC:
     def __init__(self, fixed: torch.Tensor, window: int = 7, eps: float = 1e-5) -> None:
         self.window, self.eps, self.n = window, eps, float(window ** 3)
         self.fixed = fixed
-        self.mu_f, ff = box_filter(torch.cat([fixed, fixed * fixed], dim=1), window).split(fixed.shape[1], dim=1)
-        self.var_f = (ff - self.mu_f * self.mu_f).clamp_min(0) * self.n
+        self.mu_f = box_filter(fixed, window)
+        self.var_f = box_filter(fixed * fixed, window).sub_(self.mu_f * self.mu_f).clamp_min_(0).mul_(self.n)
 
     def __call__(self, moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, d loss / d moving) for the negative mean LNCC."""
-        n, f = self.n, self.fixed
-        mu_m, mm, fm = box_filter(torch.cat([moving, moving * moving, f * moving], dim=1), self.window).split(
-            moving.shape[1], dim=1)
-        cross = (fm - self.mu_f * mu_m) * n
-        var_m = (mm - mu_m * mu_m).clamp_min(0) * n
-        denom = self.var_f * var_m + self.eps
-        a = 2.0 * cross / denom
-        cc = cross * a * 0.5
-        b = 2.0 * cc * self.var_f / denom
-        sa, samu, sb, sbmu = box_filter(torch.cat([a, a * self.mu_f, b, b * mu_m], dim=1), self.window).split(
-            moving.shape[1], dim=1)
-        # Each pair's gradient is that of its own mean, so a batch of pairs steps as each would alone.
-        grad = (f * sa - samu - moving * sb + sbmu) * (-n / cc[0].numel())
-        return -cc.mean(), grad
+        """(loss, d loss / d moving) for the negative mean LNCC.
+
+        Written as a chain of in-place steps, one box filter at a time, so that no more than
+        about six image-sized buffers live at once (the 1 mm peak memory).
+        """
+        n, f, w = self.n, self.fixed, self.window
+        mu_m = box_filter(moving, w)
+        denom = box_filter(moving * moving, w).sub_(mu_m * mu_m).clamp_min_(0).mul_(n)  # var_m
+        denom.mul_(self.var_f).add_(self.eps)
+        cross = box_filter(f * moving, w).sub_(self.mu_f * mu_m).mul_(n)
+        a = (2.0 * cross).div_(denom)
+        cc = cross.mul_(a).mul_(0.5)  # cross is not needed after this
+        loss = -cc.mean()
+        b = cc.mul_(self.var_f).div_(denom).mul_(2.0)  # 2 cc var_f / D
+        del denom, cc
+        # d loss / d m = f box(a) - box(a mu_f) - m box(b) + box(b mu_m), each pair's own mean
+        grad = box_filter(a, w).mul_(f)
+        grad.sub_(box_filter(a.mul_(self.mu_f), w))
+        del a
+        grad.sub_(box_filter(b, w).mul_(moving))
+        grad.add_(box_filter(b.mul_(mu_m), w))
+        return loss, grad.mul_(-n / moving[0].numel())
 
 
 def mse(fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:

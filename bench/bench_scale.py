@@ -86,6 +86,20 @@ def aggregate(d: Path, n: int) -> dict:
     return {"pairs": len(pairs), "label_rows": 56 * n, "seconds": time.perf_counter() - t0}
 
 
+def slurm_state() -> str:
+    """With the SLURM plugin installed, every snakemake call first asks scontrol for the config:
+    immediate with a controller up, about 10 s of waiting without one. Say which it was."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "plugin not installed"
+    if not shutil.which("scontrol"):
+        return "plugin installed, no scontrol"
+    up = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30).returncode == 0
+    return "plugin installed, controller " + ("up" if up else "down (each call waits ~10 s on scontrol)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 5000, 20000])
@@ -104,6 +118,9 @@ def main() -> int:
     if agg:
         print(f"aggregate {agg['pairs']} pairs ({agg['label_rows']} label rows): {agg['seconds']:.1f} s")
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_at_end": os.getloadavg(),
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                     text=True).stdout.strip(),
+            "slurm": slurm_state(),
             "machine": {"host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version()}}
     for name, data in (("scale_dry_run", rows), ("scale_aggregate", agg)):
         if data:  # each part has its own file, so running one part keeps the other's last result

@@ -1,11 +1,17 @@
 """Brain extraction: none (already stripped), provided (mask column) or atlas (template-based).
 
 The atlas method registers a head template to the subject and warps the template's brain mask
-back, as ANTs' antsBrainExtraction does at its core; it needs no downloaded weights.
+back, as ANTs' antsBrainExtraction does at its core; it needs no downloaded weights. A warped
+template mask is a smooth hull: it cuts whatever the template's brain lacked (a bigger
+cerebellum) and keeps the subject's sulcal CSF. ``refine_mm`` then turns it into a tissue mask,
+as antsBrainExtraction's segmentation step does: grow the hull by that margin, split the
+intensities inside into CSF / grey / white matter (k-means), keep what is brighter than midway
+between CSF and grey matter, and keep the largest piece with its holes (ventricles) filled.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import nibabel as nib
@@ -26,6 +32,7 @@ class AtlasSettings:
     spacing: float = 2.0  # registration runs at this spacing; the mask is resampled back
     syn_iterations: tuple[int, ...] = (40, 20, 0)
     threshold: float = 0.5
+    refine_mm: float = 4.0  # grow the warped mask by this, then keep tissue (CSF out); 0 = the hull as warped
 
 
 def clean_mask(mask: np.ndarray) -> np.ndarray:
@@ -35,6 +42,29 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
         sizes = ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1))
         mask = lab == (int(np.argmax(sizes)) + 1)
     return ndimage.binary_fill_holes(mask)
+
+
+def intensity_classes(values: np.ndarray, k: int = 3, iterations: int = 50) -> np.ndarray:
+    """Sorted centres of k intensity clusters (1-D k-means from spread percentiles)."""
+    centres = np.percentile(values, np.linspace(10, 90, k))
+    for _ in range(iterations):
+        nearest = np.argmin(np.abs(values[:, None] - centres[None]), axis=1)
+        new = np.array([values[nearest == i].mean() if np.any(nearest == i) else centres[i] for i in range(k)])
+        if np.allclose(new, centres):
+            break
+        centres = new
+    return np.sort(centres)
+
+
+def refine_to_tissue(t1: np.ndarray, hull: np.ndarray, zooms: tuple[float, ...], margin_mm: float) -> np.ndarray:
+    """The hull grown by ``margin_mm``, less CSF-dark voxels, as one solid piece (see module doc)."""
+    ball = ndimage.generate_binary_structure(3, 1)
+    grow = max(1, int(round(margin_mm / min(zooms))))
+    region = ndimage.binary_dilation(hull, ball, iterations=grow)
+    values = t1[region]
+    csf, grey, _ = intensity_classes(values[:: max(1, values.size // 500_000)])
+    tissue = region & (t1 > 0.5 * (csf + grey))
+    return clean_mask(ndimage.binary_opening(tissue, ball))
 
 
 def atlas_mask(subject: str, t1: nib.Nifti1Image, settings: AtlasSettings) -> np.ndarray:
@@ -59,6 +89,15 @@ def atlas_mask(subject: str, t1: nib.Nifti1Image, settings: AtlasSettings) -> np
     mask = clean_mask(warped.numpy() > settings.threshold)
     if not mask.any():
         raise InputError(subject, None, "atlas skull stripping produced an empty mask (template registration failed?)")
+    if settings.refine_mm > 0:
+        refined = refine_to_tissue(np.asanyarray(t1.dataobj).astype(np.float32), mask, t1.header.get_zooms()[:3],
+                                   settings.refine_mm)
+        if refined.sum() > 0.5 * mask.sum():
+            mask = refined
+        else:  # the intensity split failed (odd contrast): say so, keep the hull
+            logging.getLogger(__name__).warning(
+                "%s: tissue refinement kept %d of %d voxels; using the warped template mask", subject,
+                int(refined.sum()), int(mask.sum()))
     return mask
 
 

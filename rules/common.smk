@@ -1,4 +1,5 @@
 # Config and sample-sheet validation, the pair design, wildcard constraints and input functions.
+import inspect
 import os
 
 from snakemake.utils import validate
@@ -32,6 +33,30 @@ wildcard_constraints:
     method="|".join(METHODS),
 
 
+def signed(func):
+    """Store a callable's parameters on it, through Snakemake's own overwrite_function_params hook.
+
+    Snakemake runs inspect.signature on every input function, param function and resource of
+    every job (twice for a callable resource): at 5,000 subjects that was half the dry run.
+    Done once here, the lookup is an attribute read. Harmless where the hook is missing.
+    """
+    try:
+        from snakemake.common import overwrite_function_params
+
+        overwrite_function_params(func, inspect.signature(func).parameters)
+    except Exception:  # an older or newer Snakemake: it inspects the function itself
+        pass
+    return func
+
+
+try:  # every resource, constants included, is evaluated through Resource.evaluate(*args, **kwargs)
+    from snakemake.resources import Resource as _Resource
+
+    signed(_Resource.evaluate)
+except Exception:
+    pass
+
+
 def res(family, key):
     return config["resources"][family][key]
 
@@ -39,7 +64,21 @@ def res(family, key):
 def grows(family, key):
     """Memory and runtime grow with the attempt: a job SLURM killed for either is retried with more."""
     base = res(family, key)
-    return lambda wildcards, attempt: base * attempt
+    return signed(lambda wildcards, attempt: base * attempt)
+
+
+def slurm_resources(partition=None):
+    """slurm_partition / slurm_account only where set: each resource costs Snakemake work per job."""
+    out = {"slurm_partition": partition or config["slurm"]["partition"], "slurm_account": config["slurm"]["account"]}
+    return {k: v for k, v in out.items() if v}
+
+
+def method_resources():
+    """register_method's gpu and partition: functions of the method only when some method may want
+    a GPU (a function resource is evaluated per job), plain values otherwise."""
+    if not any(gpus_for(m) for m in METHODS):
+        return slurm_resources()
+    return {"gpu": signed(gpus), **slurm_resources(partition=signed(slurm_partition))}
 
 
 def slurm_partition(wildcards):
@@ -72,18 +111,22 @@ def get_mask_input(wildcards):
 
 def of(pattern, who):
     """Input function: a per-subject file of the pair's moving or fixed subject."""
-    return lambda w: pattern.format(cohort=w.cohort, subject=getattr(w, who))
+    return signed(lambda w: pattern.format(cohort=w.cohort, subject=getattr(w, who)))
 
 
 def method_params(wildcards):
     return dict(config.get("method_params", {}).get(wildcards.method, {}))
 
 
-def gpus(wildcards):
+def gpus_for(method):
     """gpu=1 (the SLURM plugin's --gpus=1) for a GPU-capable method set to device cuda or to gpu: true."""
-    params = method_params(wildcards)
+    params = dict(config.get("method_params", {}).get(method, {}))
     wants = bool(params.get("gpu", False)) or str(params.get("device", "cpu")).startswith("cuda")
-    return int(get_method(wildcards.method).uses_gpu and wants)
+    return int(get_method(method).uses_gpu and wants)
+
+
+def gpus(wildcards):
+    return gpus_for(wildcards.method)
 
 
 def pair_results():
@@ -121,5 +164,8 @@ def write_partial_tables():
     except Exception as exc:  # never mask the original failure
         logger.error(f"CohortReg: could not write partial tables: {exc}")
 
+
+for _f in (get_row, get_raw_inputs, get_mask_input, method_params):
+    signed(_f)
 
 RESULTS = pair_results()

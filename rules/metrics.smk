@@ -19,8 +19,7 @@ rule metrics_pair:
     resources:
         mem_mb=grows("metrics", "mem_mb"),
         runtime=grows("metrics", "runtime"),
-        slurm_partition=config["slurm"]["partition"],
-        slurm_account=config["slurm"]["account"],
+        **slurm_resources(),
     script:
         "../scripts/metrics_pair.py"
 

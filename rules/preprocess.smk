@@ -8,8 +8,8 @@ rule preprocess_subject:
         t1=L.preproc_t1,
         labels=L.preproc_labels,
     params:
-        t1=lambda w: get_row(w)["t1"],
-        labels=lambda w: get_row(w)["labels"],
+        t1=signed(lambda w: get_row(w)["t1"]),
+        labels=signed(lambda w: get_row(w)["labels"]),
         settings=config["preprocess"],
     log:
         L.log("preprocess"),
@@ -19,8 +19,7 @@ rule preprocess_subject:
     resources:
         mem_mb=grows("subject", "mem_mb"),
         runtime=grows("subject", "runtime"),
-        slurm_partition=config["slurm"]["partition"],
-        slurm_account=config["slurm"]["account"],
+        **slurm_resources(),
     script:
         "../scripts/preprocess.py"
 
@@ -34,8 +33,8 @@ rule skullstrip_subject:
         mask=L.brain_mask,
     params:
         settings=config["skullstrip"],
-        raw_t1=lambda w: get_row(w)["t1"],
-        mask=lambda w: get_row(w)["mask"],
+        raw_t1=signed(lambda w: get_row(w)["t1"]),
+        mask=signed(lambda w: get_row(w)["mask"]),
     log:
         L.log("skullstrip"),
     benchmark:
@@ -44,7 +43,6 @@ rule skullstrip_subject:
     resources:
         mem_mb=grows("subject", "mem_mb"),
         runtime=grows("subject", "runtime"),
-        slurm_partition=config["slurm"]["partition"],
-        slurm_account=config["slurm"]["account"],
+        **slurm_resources(),
     script:
         "../scripts/skullstrip.py"

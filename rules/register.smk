@@ -17,8 +17,7 @@ rule register_affine:
     resources:
         mem_mb=grows("affine", "mem_mb"),
         runtime=grows("affine", "runtime"),
-        slurm_partition=config["slurm"]["partition"],
-        slurm_account=config["slurm"]["account"],
+        **slurm_resources(),
     script:
         "../scripts/affine.py"
 
@@ -43,8 +42,6 @@ rule register_method:
     resources:
         mem_mb=grows("register", "mem_mb"),
         runtime=grows("register", "runtime"),
-        gpu=gpus,
-        slurm_partition=slurm_partition,
-        slurm_account=config["slurm"]["account"],
+        **method_resources(),
     script:
         "../scripts/register.py"

@@ -101,7 +101,7 @@ def test_keep_going_finishes_the_others_and_lists_the_failed_subject(phantom_coh
 
 def test_gpu_resource_only_for_methods_set_to_cuda(phantom_cohort):
     d = phantom_cohort
-    (d / "gpu.yaml").write_text("method_params:\n  torch: {device: cuda}\n")
+    (d / "gpu.yaml").write_text("method_params:\n  torch: {device: cuda}\nslurm: {partition: cpu, gpu_partition: gpu}\n")
     r = run_snakemake("-n", "--cores", "2", "--configfile", d / "gpu.yaml", "--config", f"samples={d / 'samples.tsv'}",
                       f"outdir={d / 'out'}", "methods=[ants,torch]", cwd=d)
     assert r.returncode == 0, r.stderr
@@ -110,5 +110,13 @@ def test_gpu_resource_only_for_methods_set_to_cuda(phantom_cohort):
         lines = block.splitlines()
         wild = next(x for x in lines if "wildcards:" in x)
         res = next(x for x in lines if "resources:" in x)
-        jobs.append(("method=torch" in wild, "gpu=1" in res))
-    assert len(jobs) == 4 and all(is_torch == has_gpu for is_torch, has_gpu in jobs), jobs
+        jobs.append(("method=torch" in wild, "gpu=1" in res, "slurm_partition=gpu" in res,
+                     "slurm_partition=cpu" in res))
+    assert len(jobs) == 4, jobs
+    assert all(is_torch == has_gpu == on_gpu_partition != on_cpu_partition
+               for is_torch, has_gpu, on_gpu_partition, on_cpu_partition in jobs), jobs
+    # no method on CUDA: no gpu resource at all, and no partition where none is configured
+    r = run_snakemake("-n", "--cores", "2", "--config", f"samples={d / 'samples.tsv'}", f"outdir={d / 'out'}",
+                      "methods=[ants,torch]", cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert "gpu=" not in r.stdout + r.stderr and "slurm_partition" not in r.stdout + r.stderr

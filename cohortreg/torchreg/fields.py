@@ -57,22 +57,23 @@ def gaussian_kernel1d(sigma: float, device: torch.device, dtype: torch.dtype) ->
 def smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian smoothing of every channel (sigma in voxels; 0 = none), replicate borders.
 
-    Written as in-place sums of shifted slices: on CPU that is 3x faster than conv3d with a
-    1-D kernel, and smoothing runs twice per iteration on full-resolution fields.
+    Written as in-place sums of shifted slices of one replicate-padded copy (padding every axis
+    first is exact: replication along one axis commutes with filtering along another). On CPU
+    that is 3x faster than conv3d with a 1-D kernel, and 10x faster on a 1 mm box than padding
+    each axis by index_select, which gathers element by element.
     """
     if sigma <= 0:
         return x
     k = gaussian_kernel1d(sigma, torch.device("cpu"), torch.float64).tolist()
     r = len(k) // 2
+    y = F.pad(x, (r, r, r, r, r, r), mode="replicate")
     for dim in (2, 3, 4):
-        n = x.shape[dim]
-        idx = torch.arange(-r, n + r, device=x.device).clamp(0, n - 1)
-        padded = x.index_select(dim, idx)
-        y = padded.narrow(dim, 0, n) * k[0]
+        n = y.shape[dim] - 2 * r
+        padded, y = y, y.narrow(dim, 0, n) * k[0]
         for i in range(1, len(k)):
             y.add_(padded.narrow(dim, i, n), alpha=k[i])
-        x = y
-    return x
+        del padded
+    return y
 
 
 def resize_field(disp: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:

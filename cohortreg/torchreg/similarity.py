@@ -17,9 +17,13 @@ def box_filter(x: torch.Tensor, window: int) -> torch.Tensor:
     for dim in (2, 3, 4):
         n = x.shape[dim]
         c = torch.cumsum(x, dim=dim)
-        # window sum at i: c[min(i + r, n - 1)] - c[i - r - 1] (the second term only where i > r)
-        hi = (torch.arange(n, device=x.device) + r).clamp_max(n - 1)
-        out = c.index_select(dim, hi)
+        # window sum at i: c[min(i + r, n - 1)] - c[i - r - 1] (the second term only where i > r);
+        # built from slices: index_select gathers element by element, 10x slower on a 1 mm box
+        out = torch.empty_like(c)
+        m = max(n - r, 0)
+        out.narrow(dim, 0, m).copy_(c.narrow(dim, min(r, n), m))
+        tail = out.narrow(dim, m, n - m)
+        tail.copy_(c.narrow(dim, n - 1, 1).expand_as(tail))
         if n > r + 1:
             out.narrow(dim, r + 1, n - r - 1).sub_(c.narrow(dim, 0, n - r - 1))
         del c

@@ -8,12 +8,6 @@ import torch
 import torch.nn.functional as F
 
 
-def identity_grid(shape: tuple[int, int, int], device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Voxel coordinates [1, 3, D, H, W] (channel order D, H, W)."""
-    axes = [torch.arange(s, device=device, dtype=dtype) for s in shape]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij")).unsqueeze(0)
-
-
 _GRIDS: dict[tuple, torch.Tensor] = {}
 
 

@@ -114,13 +114,22 @@ def of(pattern, who):
     return signed(lambda w: pattern.format(cohort=w.cohort, subject=getattr(w, who)))
 
 
+def params_of(method):
+    return dict(config.get("method_params", {}).get(method, {}))
+
+
 def method_params(wildcards):
-    return dict(config.get("method_params", {}).get(wildcards.method, {}))
+    return params_of(wildcards.method)
+
+
+def row_value(key):
+    """Param function: one sheet column of the job's subject."""
+    return signed(lambda w: get_row(w)[key])
 
 
 def gpus_for(method):
     """gpu=1 (the SLURM plugin's --gpus=1) for a GPU-capable method set to device cuda or to gpu: true."""
-    params = dict(config.get("method_params", {}).get(method, {}))
+    params = params_of(method)
     wants = bool(params.get("gpu", False)) or str(params.get("device", "cpu")).startswith("cuda")
     return int(get_method(method).uses_gpu and wants)
 

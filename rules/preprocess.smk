@@ -8,8 +8,8 @@ rule preprocess_subject:
         t1=L.preproc_t1,
         labels=L.preproc_labels,
     params:
-        t1=signed(lambda w: get_row(w)["t1"]),
-        labels=signed(lambda w: get_row(w)["labels"]),
+        t1=row_value("t1"),
+        labels=row_value("labels"),
         settings=config["preprocess"],
     log:
         L.log("preprocess"),
@@ -33,8 +33,8 @@ rule skullstrip_subject:
         mask=L.brain_mask,
     params:
         settings=config["skullstrip"],
-        raw_t1=signed(lambda w: get_row(w)["t1"]),
-        mask=signed(lambda w: get_row(w)["mask"]),
+        raw_t1=row_value("t1"),
+        mask=row_value("mask"),
     log:
         L.log("skullstrip"),
     benchmark:

@@ -72,3 +72,14 @@ def test_pairwise_design_checks_subjects(tmp_path):
     bad = write(tmp_path, "cohort\tmoving\tfixed\na\t1\t5\n", "bad.tsv")
     with pytest.raises(SheetError, match="line 2: a/5 is not in the sample sheet"):
         design_pairs(sheet, "pairwise", pairs_path=str(bad))
+
+
+def test_a_bad_row_deep_in_a_large_sheet_is_named(tmp_path):
+    """Validation is column-wise for speed; the rows it flags still get jsonschema's own message."""
+    rows = [f"c{i % 3}\ts{i:05d}\ta.nii\t\t\ttrain" for i in range(5000)]
+    rows[4321] = "c1\ts04321\t\t\t\ttrain"          # empty t1
+    rows[4500] = "c2\ts04500\ta.nii\t\t\tval idation"  # split with a space
+    sheet = write(tmp_path, "cohort\tsubject\tt1\tlabels\tmask\tsplit\n" + "\n".join(rows) + "\n")
+    with pytest.raises(SheetError, match=r"2 problem\(s\)") as err:
+        read_sheet(sheet)
+    assert "line 4323 (c1/s04321): t1" in str(err.value) and "line 4502 (c2/s04500): split" in str(err.value)

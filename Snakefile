@@ -12,6 +12,7 @@ include: "rules/common.smk"
 include: "rules/preprocess.smk"
 include: "rules/register.smk"
 include: "rules/metrics.smk"
+include: "rules/batch.smk"
 
 
 rule all:
@@ -20,5 +21,10 @@ rule all:
     default_target: True
 
 
+onsuccess:
+    retry_failed_batches(fail=True)
+
+
 onerror:
+    retry_failed_batches()
     write_partial_tables()

@@ -6,7 +6,7 @@ no real data are needed), times sheet reading + validation in-process, then time
 the per-pair files of a 20,000-pair run (metrics.json, labels.tsv with 56 labels, two benchmark
 files) and times ``cohortreg.aggregate.write_tables`` on them.
 
-    python bench/bench_scale.py --sizes 1000 5000 20000 --aggregate 20000
+    python bench/bench_scale.py --sizes 1000 5000 20000 --batch-sizes 1 50 --aggregate 20000
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def write_sheet(d: Path, n: int) -> Path:
     return sheet
 
 
-def dry_run(d: Path, sheet: Path, methods: str) -> dict:
+def dry_run(d: Path, sheet: Path, methods: str, batch_size: int = 1) -> dict:
     t0 = time.perf_counter()
     sheet_df = read_sheet(str(sheet))
     n_pairs = len(design_pairs(sheet_df, "reference", {}, ""))
@@ -51,13 +51,15 @@ def dry_run(d: Path, sheet: Path, methods: str) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "--quiet", "rules",
-                        "--cores", "2", "--config", f"samples={sheet}", f"outdir={d / 'out'}", f"methods=[{methods}]"],
+                        "--cores", "2", "--config", f"samples={sheet}", f"outdir={d / 'out'}", f"methods=[{methods}]",
+                        f"batch_size={batch_size}"],
                        cwd=d, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     totals = [int(ln.split()[-1]) for ln in r.stdout.splitlines() if ln.strip().startswith("total")]
     jobs = totals[0] if totals else 0  # the job-stats table is printed twice
-    return {"subjects": len(sheet_df), "pairs": n_pairs, "methods": methods, "rc": r.returncode, "jobs": jobs,
+    return {"subjects": len(sheet_df), "pairs": n_pairs, "methods": methods, "batch_size": batch_size,
+            "rc": r.returncode, "jobs": jobs,
             "sheet_seconds": t_sheet, "dry_run_seconds": wall,
             "peak_rss_mb": rss / 1024 if rss > before else float("nan"),
             "stderr_tail": r.stderr[-500:] if r.returncode else ""}
@@ -104,15 +106,16 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 5000, 20000])
     ap.add_argument("--methods", default="affine,ants")
+    ap.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 50], help="config batch_size values")
     ap.add_argument("--aggregate", type=int, default=20000)
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "scale")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for n in args.sizes:
-        rows.append(dry_run(args.work, write_sheet(args.work, n), args.methods))
+    for n, b in ((n, b) for n in args.sizes for b in args.batch_sizes):
+        rows.append(dry_run(args.work, write_sheet(args.work, n), args.methods, b))
         r = rows[-1]
-        print(f"{n:6d} subjects  {r['jobs']:7d} jobs  sheet {r['sheet_seconds']:6.2f} s  dry-run "
+        print(f"{n:6d} subjects  batch {b:3d}  {r['jobs']:7d} jobs  sheet {r['sheet_seconds']:6.2f} s  dry-run "
               f"{r['dry_run_seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB  rc {r['rc']}", flush=True)
     agg = aggregate(args.work, args.aggregate) if args.aggregate else None
     if agg:

@@ -7,7 +7,8 @@ with real values to find a file. The tree a person browses:
     OUT/{cohort}/sub-{moving}/to-{fixed}/init/  affine initialisation (ANTs .mat)
     OUT/{cohort}/sub-{moving}/to-{fixed}/{method}/  transforms, warped image and labels, metrics
     OUT/metrics/                                 pairs.tsv, labels.tsv, summary.tsv
-    OUT/logs/, OUT/benchmarks/                   one log and one benchmark per job
+    OUT/logs/, OUT/benchmarks/                   one log and one benchmark per subject or pair
+    OUT/batches/{cohort}/                        batch_size > 1: one manifest per batch job
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class Layout:
     # cohort tables
     def table(self, name: str) -> str:
         return self._p(f"metrics/{name}.tsv")
+
+    # batch jobs (config batch_size > 1): stage is subjects, affine, or {method}/register, {method}/metrics
+    def batch(self, stage: str, what: str = "batches") -> str:
+        where = {"batches": "batches", "logs": "logs/batches", "benchmarks": "benchmarks/batches"}[what]
+        ext = ".json" if what == "batches" else ".log" if what == "logs" else ".tsv"
+        return self._p(f"{where}/{{cohort}}/{stage}/batch-{{batch}}{ext}")
 
     # witnesses
     def log(self, rule: str, pair: bool = False) -> str:

@@ -5,6 +5,7 @@ import os
 from snakemake.utils import validate
 
 from cohortreg.aggregate import PairResult, write_tables
+from cohortreg.batches import backdate_failed, batch_id, chunk
 from cohortreg.paths import Layout
 from cohortreg.registration import get_method
 from cohortreg.samples import SheetError, SubjectIndex, design_pairs, missing_files, read_sheet
@@ -23,6 +24,7 @@ ROW = SubjectIndex(SHEET)
 PAIRS = design_pairs(SHEET, config["design"], config.get("reference"), config.get("pairs"))
 METHODS = list(config["methods"])
 L = Layout(config["outdir"].rstrip("/"))
+BATCH_SIZE = int(config.get("batch_size", 1))
 
 
 wildcard_constraints:
@@ -31,6 +33,7 @@ wildcard_constraints:
     moving="[A-Za-z0-9_-]+",
     fixed="[A-Za-z0-9_-]+",
     method="|".join(METHODS),
+    batch="[0-9]+",
 
 
 def signed(func):
@@ -61,9 +64,10 @@ def res(family, key):
     return config["resources"][family][key]
 
 
-def grows(family, key):
-    """Memory and runtime grow with the attempt: a job SLURM killed for either is retried with more."""
-    base = res(family, key)
+def grows(family, key, per_item=1):
+    """Memory and runtime grow with the attempt: a job SLURM killed for either is retried with more.
+    per_item: the batch rules' runtime is per subject or pair, times the items in the batch."""
+    base = res(family, key) * per_item
     return signed(lambda wildcards, attempt: base * attempt)
 
 
@@ -139,19 +143,22 @@ def gpus(wildcards):
 
 
 def pair_results():
+    """Where each (pair, method)'s results and witnesses are. Patterns built once: 40,000 results
+    at 20,000 subjects, each with seven log paths."""
+    pre, strip = L.log("preprocess"), L.log("skullstrip")
+    aff_log, reg_log, met_log = L.log("affine", pair=True), L.log("register"), L.log("metrics")
+    metrics, labels = L.method_file("metrics.json"), L.method_file("labels.tsv")
+    bench, bench_aff = L.benchmark("register"), L.benchmark("affine", pair=True)
     out = []
     for p in PAIRS:
+        ids0 = dict(cohort=p.cohort, moving=p.moving, fixed=p.fixed)
+        subj_logs = tuple(pat.format(cohort=p.cohort, subject=s) for s in (p.moving, p.fixed) for pat in (pre, strip))
+        aff = aff_log.format(**ids0, method="")
         for m in METHODS:
-            ids = dict(cohort=p.cohort, moving=p.moving, fixed=p.fixed, method=m)
-            subj = lambda pat, s: pat.format(cohort=p.cohort, subject=s)
-            logs = [subj(L.log(r), s) for s in (p.moving, p.fixed) for r in ("preprocess", "skullstrip")]
-            logs += [L.log("affine", pair=True).format(**ids), L.log("register").format(**ids),
-                     L.log("metrics").format(**ids)]
-            out.append(PairResult(**ids, metrics=L.method_file("metrics.json").format(**ids),
-                                  labels=L.method_file("labels.tsv").format(**ids),
-                                  benchmark=L.benchmark("register").format(**ids),
-                                  benchmark_affine=L.benchmark("affine", pair=True).format(**ids),
-                                  logs=tuple(logs)))
+            ids = dict(ids0, method=m)
+            out.append(PairResult(**ids, metrics=metrics.format(**ids), labels=labels.format(**ids),
+                                  benchmark=bench.format(**ids), benchmark_affine=bench_aff.format(**ids),
+                                  logs=subj_logs + (aff, reg_log.format(**ids), met_log.format(**ids))))
     return out
 
 
@@ -178,3 +185,83 @@ for _f in (get_row, get_raw_inputs, get_mask_input, method_params):
     signed(_f)
 
 RESULTS = pair_results()
+
+
+# Batches (config batch_size > 1, rules/batch.smk): consecutive subjects of a cohort in sheet order,
+# and consecutive pairs of a cohort in design order. Appending subjects to a sheet only touches the
+# cohort's last batch; a batch job keeps its finished items (cohortreg.batches).
+SUBJECT_BATCHES, SUBJECT_BATCH, PAIR_BATCHES = {}, {}, {}
+if BATCH_SIZE > 1:
+    for _c, _s in SHEET.index:
+        SUBJECT_BATCHES.setdefault(_c, []).append(_s)
+    SUBJECT_BATCHES = {c: chunk(s, BATCH_SIZE) for c, s in SUBJECT_BATCHES.items()}
+    SUBJECT_BATCH = {(c, s): batch_id(i) for c, bs in SUBJECT_BATCHES.items() for i, b in enumerate(bs) for s in b}
+    for _p in PAIRS:
+        PAIR_BATCHES.setdefault(_p.cohort, []).append((_p.moving, _p.fixed))
+    PAIR_BATCHES = {c: chunk(p, BATCH_SIZE) for c, p in PAIR_BATCHES.items()}
+
+
+def batch_rows(wildcards):
+    c = wildcards.cohort
+    return [{"subject": s, **ROW(c, s)} for s in SUBJECT_BATCHES[c][int(wildcards.batch)]]
+
+
+def batch_raw_inputs(wildcards):
+    """The batch's raw files that exist (a missing one fails its subject only, inside the job)."""
+    keys = ("t1", "labels", "mask") if config["skullstrip"]["method"] == "provided" else ("t1", "labels")
+    return [r[k] for r in batch_rows(wildcards) for k in keys if r[k] and os.path.exists(r[k])]
+
+
+def batch_pairs(wildcards):
+    return PAIR_BATCHES[wildcards.cohort][int(wildcards.batch)]
+
+
+def batch_subject_manifests(wildcards):
+    """Subject-batch manifests of every subject in this pair batch (the reference's batch included)."""
+    c = wildcards.cohort
+    ids = sorted({SUBJECT_BATCH[(c, s)] for pair in batch_pairs(wildcards) for s in pair})
+    return [L.batch("subjects").format(cohort=c, batch=b) for b in ids]
+
+
+def batch_manifests():
+    """Every batch job's manifest: the last stages' are the aggregation's inputs."""
+    out = [L.batch("subjects").format(cohort=c, batch=batch_id(i)) for c, bs in SUBJECT_BATCHES.items()
+           for i in range(len(bs))]
+    for c, bs in PAIR_BATCHES.items():
+        for i in range(len(bs)):
+            b = batch_id(i)
+            out.append(L.batch("init").format(cohort=c, batch=b))
+            out += [L.batch(f"{m}/{stage}").format(cohort=c, batch=b) for m in METHODS for stage in ("register", "metrics")]
+    return out
+
+
+def aggregate_inputs():
+    if BATCH_SIZE > 1:  # per-pair benchmark files are written by the batch jobs, not tracked
+        return {"metrics": [m for m in batch_manifests() if "/metrics/batch-" in m]}
+    return {"metrics": [r.metrics for r in RESULTS],
+            "benchmarks": [b for r in RESULTS for b in (r.benchmark, r.benchmark_affine)]}
+
+
+def retry_failed_batches(fail=False):
+    """batch_size > 1: backdate the manifests of batches with failed items (and the tables), so the
+    next run retries those items; say which failed. fail: then end the run with an error, as a
+    failed per-subject job would (a batch job itself succeeds so that its other subjects go on)."""
+    if BATCH_SIZE <= 1:
+        return
+    failed = backdate_failed(m for m in batch_manifests() if os.path.exists(m))
+    if failed:
+        for t in (L.table("pairs"), L.table("labels"), L.table("summary")):
+            if os.path.exists(t):
+                os.utime(t, (0, 0))
+        logger.error(f"CohortReg: {len(failed)} batch items failed or were skipped (their logs say why; "
+                     f"{L.table('pairs')} lists the pairs); the next run retries them:")
+        for name in failed[:50]:
+            logger.error(f"  {name}")
+        if fail:
+            from snakemake.exceptions import WorkflowError
+
+            raise WorkflowError(f"CohortReg: {len(failed)} batch items failed (listed above)")
+
+
+for _f in (batch_rows, batch_raw_inputs, batch_pairs, batch_subject_manifests):
+    signed(_f)

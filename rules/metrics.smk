@@ -26,8 +26,7 @@ rule metrics_pair:
 
 rule aggregate:
     input:
-        metrics=[r.metrics for r in RESULTS],
-        benchmarks=[b for r in RESULTS for b in (r.benchmark, r.benchmark_affine)],
+        **aggregate_inputs(),
     output:
         pairs=L.table("pairs"),
         labels=L.table("labels"),

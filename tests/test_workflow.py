@@ -56,13 +56,19 @@ def test_unknown_method_and_odd_subject_are_refused_at_start(phantom_cohort):
     assert r.returncode != 0 and "line 5 (ph/bad id!): subject" in r.stderr + r.stdout
 
 
-@pytest.mark.workflow
-def test_keep_going_finishes_the_others_and_lists_the_failed_subject(phantom_cohort):
-    d = phantom_cohort
+def add_bad_subjects(d):
+    """Subject 04 with a truncated T1 (its bytes returned, to repair it later), 05 with a missing one."""
     raw = gzip.decompress((d / "s3_T1w.nii.gz").read_bytes())
     (d / "broken_T1w.nii.gz").write_bytes(gzip.compress(raw[: len(raw) // 3]))
     with open(d / "samples.tsv", "a") as fh:
         fh.write("ph\t04\tbroken_T1w.nii.gz\ts3_dseg.nii.gz\nph\t05\tmissing_T1w.nii.gz\t\n")
+    return raw
+
+
+@pytest.mark.workflow
+def test_keep_going_finishes_the_others_and_lists_the_failed_subject(phantom_cohort):
+    d = phantom_cohort
+    add_bad_subjects(d)
     r = run_snakemake("--cores", "2", "--keep-going", *config_args(d), cwd=d)
     assert r.returncode != 0
     pairs = pd.read_csv(d / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})

@@ -1,0 +1,217 @@
+"""Several subjects or pairs per job (config ``batch_size``): a 20,000-subject DAG of a few thousand jobs.
+
+Snakemake spends about a millisecond per job and per file on every run, dry-runs included, and a
+cluster spends seconds per submission; one job per subject and stage is 140,000 jobs at 20,000
+subjects. A batch job runs one stage for ``batch_size`` subjects (or pairs) of a cohort and
+writes the same per-subject files, logs and benchmark files as the per-subject rules; its own
+output is a manifest listing each item's status.
+
+Re-running stays per item. Snakemake reruns a batch when any of its inputs or settings changed
+(and, by its rules, removes the manifest first), but inside the job an item whose outputs exist
+and whose stamp (its settings, its input files' sizes and mtimes, the package version) is
+unchanged is kept, not recomputed. An item that fails is logged with an ERROR line naming the
+subject, file and reason, its now stale outputs are removed, and the batch goes on: one bad scan
+never stops the others. Its manifest is then backdated (``backdate_failed``) at the end of the
+run, so the next run retries exactly the failed items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import resource
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from . import __version__
+from .io import write_text_atomic
+from .paths import Layout
+
+log = logging.getLogger("cohortreg")
+T = TypeVar("T")
+
+
+def chunk(items: Sequence[T], size: int) -> list[list[T]]:
+    """Consecutive chunks in sheet order: subjects appended to a sheet only touch its last batch."""
+    size = max(int(size), 1)
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+def batch_id(index: int) -> str:
+    return f"{index:05d}"
+
+
+@dataclass
+class Item:
+    """One subject's (or pair's) share of a batch stage."""
+
+    key: str                      # e.g. "preprocess ph/02" (also the stamp key)
+    run: Callable[[], Any]
+    outputs: list[str]
+    log: str
+    benchmark: str
+    settings: dict[str, Any]      # everything besides the input files that decides the result
+    inputs: list[str] = field(default_factory=list)   # files read (the stamp follows their size and mtime)
+    needs: list[str] = field(default_factory=list)    # earlier stages' outputs: missing = upstream failed
+
+
+def stamp(item: Item) -> str:
+    files = [[p, *((os.stat(p).st_size, os.stat(p).st_mtime_ns) if os.path.exists(p) else (None, None))]
+             for p in item.inputs if p]
+    blob = json.dumps({"settings": item.settings, "inputs": files, "version": __version__}, sort_keys=True,
+                      default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _remove(paths: Iterable[str]) -> None:
+    for p in paths:
+        if os.path.exists(p):
+            os.remove(p)
+
+
+def _write_benchmark(path: str, seconds: float) -> None:
+    """Snakemake's benchmark columns that the aggregation reads. max_rss is the batch process's peak
+    so far: an upper bound for this item."""
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    write_text_atomic(f"s\tmax_rss\n{seconds:.4f}\t{rss_mb:.2f}\n", path)
+
+
+class _ItemLog:
+    """The item's own log file (what the per-subject job would have written), beside the batch log."""
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self.handler = logging.FileHandler(path, mode="w")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+
+    def __enter__(self) -> None:
+        log.addHandler(self.handler)
+
+    def __exit__(self, *exc: object) -> None:
+        log.removeHandler(self.handler)
+        self.handler.close()
+
+
+def run_items(items: list[Item], manifest: str) -> dict[str, Any]:
+    """Run (or keep) every item, then write the manifest; never raises for one item's failure."""
+    stamps_path = manifest + ".stamps"
+    stamps: dict[str, str] = json.loads(Path(stamps_path).read_text()) if os.path.exists(stamps_path) else {}
+    records = []
+    for it in items:
+        rec: dict[str, Any] = {"item": it.key}
+        missing = [p for p in it.needs if not os.path.exists(p)]
+        current = stamp(it)
+        if missing:
+            _remove(it.outputs)  # made from inputs that are gone: stale
+            rec.update(status="skipped", error=f"input missing (an earlier stage failed): {missing[0]}")
+            log.warning("%s: skipped, %s", it.key, rec["error"])
+        elif stamps.get(it.key) == current and all(os.path.exists(p) for p in it.outputs):
+            rec.update(status="ok", kept=True)
+        else:
+            with _ItemLog(it.log):
+                log.info("%s (batch job, SLURM_JOB_ID=%s)", it.key, os.environ.get("SLURM_JOB_ID", "-"))
+                t0 = time.perf_counter()
+                try:
+                    it.run()
+                    seconds = time.perf_counter() - t0
+                    _write_benchmark(it.benchmark, seconds)
+                    stamps[it.key] = current
+                    rec.update(status="ok", seconds=round(seconds, 3))
+                    log.info("%s: done in %.1f s", it.key, seconds)
+                except Exception as exc:  # one item; the batch goes on
+                    log.error("%s", exc)
+                    log.info("traceback:\n%s", traceback.format_exc())
+                    _remove(it.outputs)
+                    stamps.pop(it.key, None)
+                    rec.update(status="failed", error=str(exc))
+            write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
+        records.append(rec)
+    failed = [r["item"] for r in records if r["status"] != "ok"]
+    out = {"items": records, "failed": failed, "version": __version__}
+    write_text_atomic(json.dumps(out, indent=1) + "\n", manifest)
+    log.info("batch: %d items, %d kept, %d failed", len(records), sum(bool(r.get("kept")) for r in records),
+             len(failed))
+    return out
+
+
+def backdate_failed(manifests: Iterable[str]) -> list[str]:
+    """Set the mtime of every manifest that lists a failed item to 1970: older than its inputs, so the
+    next run reruns that batch (keeping its finished items) and everything downstream of it."""
+    out = []
+    for m in manifests:
+        try:
+            with open(m) as fh:
+                failed = json.load(fh).get("failed")
+        except (OSError, ValueError):
+            continue
+        if failed:
+            os.utime(m, (0, 0))
+            out.extend(failed)
+    return out
+
+
+# What each batch stage runs per item, from the rows and pairs the rule passes in its params.
+
+def subject_items(cohort: str, rows: list[dict[str, Any]], pre: dict[str, Any], strip: dict[str, Any],
+                  L: Layout) -> list[Item]:
+    from .stages import preprocess_files, skullstrip_files
+
+    items = []
+    for r in rows:
+        s = r["subject"]
+        fmt = lambda pat: pat.format(cohort=cohort, subject=s)  # noqa: E731
+        t1, labels, brain, mask = fmt(L.preproc_t1), fmt(L.preproc_labels), fmt(L.brain), fmt(L.brain_mask)
+        raw = [r["t1"], r["labels"]] + ([r["mask"]] if strip["method"] == "provided" else [])
+        items.append(Item(f"preprocess {cohort}/{s}", (lambda s=s, r=r, t1=t1, labels=labels:
+                                                       preprocess_files(s, r["t1"], r["labels"], pre, t1, labels)),
+                          [t1, labels], fmt(L.log("preprocess")), fmt(L.benchmark("preprocess")),
+                          {"row": r, "settings": pre}, inputs=raw))
+        items.append(Item(f"skullstrip {cohort}/{s}", (lambda s=s, r=r, t1=t1, brain=brain, mask=mask:
+                                                       skullstrip_files(s, t1, strip, r["t1"], r["mask"], brain, mask)),
+                          [brain, mask], fmt(L.log("skullstrip")), fmt(L.benchmark("skullstrip")),
+                          {"row": r, "settings": strip}, inputs=[t1] + raw[2:], needs=[t1]))
+    return items
+
+
+def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: str, settings: dict[str, Any],
+               L: Layout, threads: int = 1) -> list[Item]:
+    """stage: affine | register | metrics, for (moving, fixed) pairs of one cohort."""
+    from .pair import evaluate_pair, register_pair
+    from .stages import affine_files
+
+    items = []
+    for moving, fixed in pairs:
+        ids = dict(cohort=cohort, moving=moving, fixed=fixed, method=method)
+        subj = lambda pat, s: pat.format(cohort=cohort, subject=s)  # noqa: E731
+        f_brain, m_brain = subj(L.brain, fixed), subj(L.brain, moving)
+        f_labels, m_labels, f_mask = subj(L.preproc_labels, fixed), subj(L.preproc_labels, moving), subj(L.brain_mask, fixed)
+        mat = L.affine.format(**ids)
+        files = {k: L.method_file(n).format(**ids) for k, n in (
+            ("manifest", "transforms.json"), ("warped", f"sub-{moving}_space-{fixed}_desc-warped_T1w.nii.gz"),
+            ("warped_labels", f"sub-{moving}_space-{fixed}_desc-warped_dseg.nii.gz"),
+            ("json", "metrics.json"), ("labels", "labels.tsv"))}
+        key = f"{stage} {cohort}/{moving}->{fixed}" + ("" if stage == "affine" else f" [{method}]")
+        if stage == "affine":
+            needs = [f_brain, m_brain]
+            item = Item(key, lambda f=f_brain, m=m_brain, out=mat: affine_files(f, m, settings, out), [mat],
+                        L.log("affine", pair=True).format(**ids), L.benchmark("affine", pair=True).format(**ids),
+                        {"settings": settings}, inputs=needs, needs=needs)
+        elif stage == "register":
+            needs = [f_brain, m_brain, m_labels, mat]
+            item = Item(key, lambda n=needs, o=files: register_pair(method, settings, *n, o["manifest"], o["warped"],
+                                                                    o["warped_labels"], threads=threads),
+                        [files["manifest"], files["warped"], files["warped_labels"]],
+                        L.log("register").format(**ids), L.benchmark("register").format(**ids),
+                        {"method": method, "settings": settings}, inputs=needs, needs=needs)
+        else:
+            needs = [f_labels, m_labels, files["warped_labels"], f_mask, files["manifest"]]
+            item = Item(key, lambda n=needs, o=files, i=ids: evaluate_pair(*n, o["json"], o["labels"], i),
+                        [files["json"], files["labels"]], L.log("metrics").format(**ids),
+                        L.benchmark("metrics").format(**ids), {}, inputs=needs, needs=needs)
+        items.append(item)
+    return items

@@ -1,0 +1,103 @@
+"""batch_size > 1: several subjects per job, reruns still per subject, one bad scan stops nobody else."""
+
+import gzip
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from cohortreg.batches import Item, backdate_failed, chunk, run_items
+from tests.conftest import planned_jobs, run_snakemake
+from tests.test_workflow import add_bad_subjects, config_args
+
+
+def test_chunks_follow_sheet_order():
+    assert chunk(list("abcde"), 2) == [["a", "b"], ["c", "d"], ["e"]]
+    # appending subjects leaves the earlier batches as they were
+    assert chunk(list("abcdefg"), 2)[:2] == chunk(list("abcde"), 2)[:2]
+
+
+def _item(d, name, calls, fail=False, needs=()):
+    src, out = d / f"{name}.in", d / f"{name}.out"
+    if not src.exists():
+        src.write_text(name)
+
+    def run():
+        calls.append(name)
+        if fail:
+            raise ValueError(f"subject {name!r}: {src}: cannot read it")
+        out.write_text(src.read_text().upper())
+
+    return Item(f"stage {name}", run, [str(out)], str(d / f"{name}.log"), str(d / f"{name}.bench.tsv"),
+                {"k": 1}, inputs=[str(src)], needs=list(map(str, needs)))
+
+
+def test_run_items_keeps_finished_items_and_isolates_a_failure(tmp_path):
+    calls = []
+    items = lambda: [_item(tmp_path, "a", calls), _item(tmp_path, "b", calls, fail=True),  # noqa: E731
+                     _item(tmp_path, "c", calls, needs=[tmp_path / "gone.nii.gz"])]
+    manifest = str(tmp_path / "batch.json")
+    out = run_items(items(), manifest)
+    assert calls == ["a", "b"] and (tmp_path / "a.out").read_text() == "A"
+    assert {r["item"]: r["status"] for r in out["items"]} == {"stage a": "ok", "stage b": "failed", "stage c": "skipped"}
+    assert "ERROR subject 'b'" in (tmp_path / "b.log").read_text() and "cannot read it" in (tmp_path / "b.log").read_text()
+    assert (tmp_path / "a.bench.tsv").read_text().startswith("s\tmax_rss\n")
+    # rerun: the finished item is kept (not recomputed, not rewritten), the failed one is retried
+    before = (tmp_path / "a.out").stat().st_mtime_ns
+    calls.clear()
+    run_items(items(), manifest)
+    assert calls == ["b"] and (tmp_path / "a.out").stat().st_mtime_ns == before
+    # a changed input reruns its item only
+    (tmp_path / "a.in").write_text("new")
+    calls.clear()
+    run_items(items(), manifest)
+    assert calls == ["a", "b"] and (tmp_path / "a.out").read_text() == "NEW"
+    # the manifest with failures is backdated so that Snakemake reruns the batch next time
+    assert backdate_failed([manifest]) == ["stage b", "stage c"] and os.stat(manifest).st_mtime == 0
+    assert json.loads((tmp_path / "batch.json").read_text())["failed"] == ["stage b", "stage c"]
+
+
+@pytest.mark.workflow
+def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_cohort):
+    d = phantom_cohort
+    raw = add_bad_subjects(d)
+    args = config_args(d, "batch_size=2")
+    r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
+    plan = [rule for rule, _ in planned_jobs(r.stdout + r.stderr)]
+    # 5 subjects in batches of 2 -> 3 subject jobs; 4 pairs -> 2 pair batches x (init + 2 x (register, metrics))
+    assert sorted(set(plan)) == ["affine_batch", "aggregate", "metrics_batch", "register_batch", "subjects_batch"]
+    assert len(plan) == 3 + 2 * (1 + 2 + 2) + 1, plan
+    r = run_snakemake("--cores", "2", "--keep-going", *args, cwd=d)
+    assert r.returncode != 0 and "the next run retries them" in r.stderr, r.stderr[-3000:]
+    pairs = pd.read_csv(d / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
+    ok = pairs[pairs.status == "ok"]
+    assert set(ok.moving) == {"02", "03"} and len(ok) == 4 and (ok["dice_mean"] > 0.88).all(), pairs
+    assert (ok["seconds"] > 0).all() and (ok["max_rss_mb"] > 0).all()
+    failed = pairs[pairs.status == "failed"].set_index(["moving", "method"])
+    assert len(failed) == 4
+    assert "subject '04'" in failed.loc[("04", "ants"), "error"] and "truncated" in failed.loc[("04", "ants"), "error"]
+    assert "subject '05'" in failed.loc[("05", "affine"), "error"] and "does not exist" in failed.loc[("05", "affine"), "error"]
+    # the browsable per-subject tree is the same as without batches
+    done = d / "out" / "ph" / "sub-02" / "to-01" / "ants"
+    assert (done / "transforms.json").exists() and (done / "sub-02_space-01_desc-warped_dseg.nii.gz").exists()
+    # the next run plans the batches holding failed subjects (not the first subject batch), keeps
+    # every finished file, and a fixed subject then completes
+    stamp = (done / "metrics.json").stat().st_mtime_ns
+    r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
+    plan = planned_jobs(r.stdout + r.stderr)
+    assert sorted(w["batch"] for rule, w in plan if rule == "subjects_batch") == ["00001", "00002"], plan
+    (d / "broken_T1w.nii.gz").write_bytes(gzip.compress(raw))
+    r = run_snakemake("--cores", "2", "--keep-going", *args, cwd=d)
+    assert r.returncode != 0  # 05's T1 is still missing
+    pairs = pd.read_csv(d / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
+    assert set(pairs[pairs.status == "ok"].moving) == {"02", "03", "04"}
+    assert (done / "metrics.json").stat().st_mtime_ns == stamp
+    # without the subject whose T1 is missing the run succeeds, and then there is nothing left to do
+    lines = (d / "samples.tsv").read_text().splitlines()
+    (d / "samples.tsv").write_text("\n".join(ln for ln in lines if not ln.startswith("ph\t05")) + "\n")
+    r = run_snakemake("--cores", "2", *args, cwd=d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
+    assert planned_jobs(r.stdout + r.stderr) == []
+    assert (done / "metrics.json").stat().st_mtime_ns == stamp

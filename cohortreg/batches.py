@@ -100,7 +100,16 @@ class _ItemLog:
 def run_items(items: list[Item], manifest: str) -> dict[str, Any]:
     """Run (or keep) every item, then write the manifest; never raises for one item's failure."""
     stamps_path = manifest + ".stamps"
-    stamps: dict[str, str] = json.loads(Path(stamps_path).read_text()) if os.path.exists(stamps_path) else {}
+    stamps: dict[str, str] = _read_json(stamps_path)
+    siblings: list[dict[str, str]] = []
+
+    def known(key: str) -> str | None:
+        if key in stamps:
+            return stamps[key]
+        if not siblings:  # read once, and only when an item is new to this batch
+            siblings.append(_sibling_stamps(stamps_path))
+        return siblings[0].get(key)
+
     records = []
     for it in items:
         rec: dict[str, Any] = {"item": it.key}
@@ -110,7 +119,8 @@ def run_items(items: list[Item], manifest: str) -> dict[str, Any]:
             _remove(it.outputs)  # made from inputs that are gone: stale
             rec.update(status="skipped", error=f"input missing (an earlier stage failed): {missing[0]}")
             log.warning("%s: skipped, %s", it.key, rec["error"])
-        elif stamps.get(it.key) == current and all(os.path.exists(p) for p in it.outputs):
+        elif current == known(it.key) and all(os.path.exists(p) for p in it.outputs):
+            stamps[it.key] = current
             rec.update(status="ok", kept=True)
         else:
             with _ItemLog(it.log):
@@ -131,11 +141,31 @@ def run_items(items: list[Item], manifest: str) -> dict[str, Any]:
                     rec.update(status="failed", error=str(exc))
             write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
         records.append(rec)
+    write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
     failed = [r["item"] for r in records if r["status"] != "ok"]
     out = {"items": records, "failed": failed, "version": __version__}
     write_text_atomic(json.dumps(out, indent=1) + "\n", manifest)
     log.info("batch: %d items, %d kept, %d failed", len(records), sum(bool(r.get("kept")) for r in records),
              len(failed))
+    return out
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def _sibling_stamps(stamps_path: str) -> dict[str, str]:
+    """Stamps of the stage's other batches: a subject inserted mid-sheet shifts later subjects into
+    other batches, and their finished work must still be found."""
+    here = Path(stamps_path)
+    out: dict[str, str] = {}
+    for p in sorted(here.parent.glob("batch-*.stamps")):
+        if p != here:
+            out.update(_read_json(str(p)))
     return out
 
 

@@ -37,7 +37,7 @@ def test_run_items_keeps_finished_items_and_isolates_a_failure(tmp_path):
     calls = []
     items = lambda: [_item(tmp_path, "a", calls), _item(tmp_path, "b", calls, fail=True),  # noqa: E731
                      _item(tmp_path, "c", calls, needs=[tmp_path / "gone.nii.gz"])]
-    manifest = str(tmp_path / "batch.json")
+    manifest = str(tmp_path / "batch-1.json")
     out = run_items(items(), manifest)
     assert calls == ["a", "b"] and (tmp_path / "a.out").read_text() == "A"
     assert {r["item"]: r["status"] for r in out["items"]} == {"stage a": "ok", "stage b": "failed", "stage c": "skipped"}
@@ -53,9 +53,13 @@ def test_run_items_keeps_finished_items_and_isolates_a_failure(tmp_path):
     calls.clear()
     run_items(items(), manifest)
     assert calls == ["a", "b"] and (tmp_path / "a.out").read_text() == "NEW"
+    # a subject inserted earlier in the sheet moves 'a' into the next batch: its work is still found
+    calls.clear()
+    run_items([_item(tmp_path, "a", calls)], str(tmp_path / "batch-2.json"))
+    assert calls == []
     # the manifest with failures is backdated so that Snakemake reruns the batch next time
     assert backdate_failed([manifest]) == ["stage b", "stage c"] and os.stat(manifest).st_mtime == 0
-    assert json.loads((tmp_path / "batch.json").read_text())["failed"] == ["stage b", "stage c"]
+    assert json.loads((tmp_path / "batch-1.json").read_text())["failed"] == ["stage b", "stage c"]
 
 
 @pytest.mark.workflow

@@ -68,6 +68,9 @@ def grows(family, key, per_item=1):
     """Memory and runtime grow with the attempt: a job SLURM killed for either is retried with more.
     per_item: the batch rules' runtime is per subject or pair, times the items in the batch."""
     base = res(family, key) * per_item
+    cap = config["slurm"].get("max_runtime", 0) if key == "runtime" else 0
+    if cap:
+        return signed(lambda wildcards, attempt: min(base * attempt, cap))
     return signed(lambda wildcards, attempt: base * attempt)
 
 

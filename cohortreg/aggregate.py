@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,24 +87,48 @@ def first_error(logs: tuple[str, ...]) -> str:
     return "no result (job failed or did not run; see logs/)"
 
 
-def collect(results: list[PairResult]) -> tuple[pd.DataFrame, str]:
+def pair_row(r: PairResult) -> tuple[dict[str, Any], list[str]] | None:
+    """One finished pair's pairs.tsv row and labels.tsv lines, from its files; None if unfinished."""
+    if not os.path.exists(r.metrics):
+        return None
+    rec = json.loads(Path(r.metrics).read_text())
+    secs, rss = read_benchmark(r.benchmark)
+    secs_aff, rss_aff = read_benchmark(r.benchmark_affine)
+    row = {"cohort": r.cohort, "moving": r.moving, "fixed": r.fixed, "method": r.method}
+    row.update({k: rec.get(k, np.nan) for k in ("dice_mean", "hd95", "folding_frac", "sdlogj", "n_labels")})
+    row.update(seconds=secs, seconds_affine=secs_aff, max_rss_mb=float(np.nanmax([rss, rss_aff, -1.0])),
+               status="ok", error="")
+    labels = read_label_lines(r.labels, (r.cohort, r.moving, r.fixed, r.method)) if os.path.exists(r.labels) else []
+    return row, labels
+
+
+def rows_from_manifests(paths: list[str]) -> dict[tuple[str, ...], tuple[dict[str, Any], list[str]]]:
+    """Rows the metrics batch jobs already gathered (batch_size > 1): a few hundred files to read
+    instead of four per pair."""
+    out = {}
+    for p in paths:
+        if not os.path.exists(p):
+            continue
+        for item in json.loads(Path(p).read_text()).get("items", []):
+            if item.get("status") == "ok" and "row" in item:
+                row = item["row"]
+                out[(row["cohort"], row["moving"], row["fixed"], row["method"])] = (row, item.get("label_lines", []))
+    return out
+
+
+def collect(results: list[PairResult], manifests: list[str] | None = None) -> tuple[pd.DataFrame, str]:
     """One row per pair (failed ones with their error), and the text of the per-(pair, label) table."""
+    gathered = rows_from_manifests(manifests) if manifests else {}
     rows: list[dict] = []
     label_lines: list[str] = ["cohort\tmoving\tfixed\tmethod\t" + LABEL_HEADER]
     for r in results:
-        row = {"cohort": r.cohort, "moving": r.moving, "fixed": r.fixed, "method": r.method}
-        if os.path.exists(r.metrics):
-            rec = json.loads(Path(r.metrics).read_text())
-            secs, rss = read_benchmark(r.benchmark)
-            secs_aff, rss_aff = read_benchmark(r.benchmark_affine)
-            row.update({k: rec.get(k, np.nan) for k in ("dice_mean", "hd95", "folding_frac", "sdlogj", "n_labels")})
-            row.update(seconds=secs, seconds_affine=secs_aff, max_rss_mb=np.nanmax([rss, rss_aff, -1.0]),
-                       status="ok", error="")
-            if os.path.exists(r.labels):
-                label_lines.extend(read_label_lines(r.labels, (r.cohort, r.moving, r.fixed, r.method)))
+        found = gathered.get((r.cohort, r.moving, r.fixed, r.method)) or pair_row(r)
+        if found:
+            rows.append(found[0])
+            label_lines.extend(found[1])
         else:
-            row.update(status="failed", error=first_error(r.logs))
-        rows.append(row)
+            rows.append({"cohort": r.cohort, "moving": r.moving, "fixed": r.fixed, "method": r.method,
+                         "status": "failed", "error": first_error(r.logs)})
     pairs = pd.DataFrame(rows).reindex(columns=PAIR_COLUMNS)
     return pairs, "\n".join(label_lines) + "\n"
 
@@ -121,8 +146,9 @@ def summarise(pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def write_tables(results: list[PairResult], pairs_tsv: str, labels_tsv: str, summary_tsv: str) -> pd.DataFrame:
-    pairs, labels = collect(results)
+def write_tables(results: list[PairResult], pairs_tsv: str, labels_tsv: str, summary_tsv: str,
+                 manifests: list[str] | None = None) -> pd.DataFrame:
+    pairs, labels = collect(results, manifests)
     write_text_atomic(pairs.to_csv(sep="\t", index=False, float_format="%.6g"), pairs_tsv)
     write_text_atomic(labels, labels_tsv)
     write_text_atomic(summarise(pairs).to_csv(sep="\t", index=False, float_format="%.6g"), summary_tsv)

@@ -58,6 +58,7 @@ class Item:
     settings: dict[str, Any]      # everything besides the input files that decides the result
     inputs: list[str] = field(default_factory=list)   # files read (the stamp follows their size and mtime)
     needs: list[str] = field(default_factory=list)    # earlier stages' outputs: missing = upstream failed
+    report: Callable[[], dict[str, Any]] | None = None  # what the manifest records of a finished item
 
 
 def stamp(item: Item) -> str:
@@ -140,6 +141,8 @@ def run_items(items: list[Item], manifest: str) -> dict[str, Any]:
                     stamps.pop(it.key, None)
                     rec.update(status="failed", error=str(exc))
             write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
+        if rec["status"] == "ok" and it.report:
+            rec.update(it.report())
         records.append(rec)
     write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
     failed = [r["item"] for r in records if r["status"] != "ok"]
@@ -211,6 +214,7 @@ def subject_items(cohort: str, rows: list[dict[str, Any]], pre: dict[str, Any], 
 def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: str, settings: dict[str, Any],
                L: Layout, threads: int = 1) -> list[Item]:
     """stage: affine | register | metrics, for (moving, fixed) pairs of one cohort."""
+    from .aggregate import PairResult, pair_row
     from .pair import evaluate_pair, register_pair
     from .stages import affine_files
 
@@ -240,8 +244,12 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
                         {"method": method, "settings": settings}, inputs=needs, needs=needs)
         else:
             needs = [f_labels, m_labels, files["warped_labels"], f_mask, files["manifest"]]
+            result = PairResult(**ids, metrics=files["json"], labels=files["labels"],
+                                benchmark=L.benchmark("register").format(**ids),
+                                benchmark_affine=L.benchmark("affine", pair=True).format(**ids), logs=())
             item = Item(key, lambda n=needs, o=files, i=ids: evaluate_pair(*n, o["json"], o["labels"], i),
                         [files["json"], files["labels"]], L.log("metrics").format(**ids),
-                        L.benchmark("metrics").format(**ids), {}, inputs=needs, needs=needs)
+                        L.benchmark("metrics").format(**ids), {}, inputs=needs, needs=needs,
+                        report=lambda r=result: dict(zip(("row", "label_lines"), pair_row(r) or ({}, []))))
         items.append(item)
     return items

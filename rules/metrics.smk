@@ -24,15 +24,19 @@ rule metrics_pair:
         "../scripts/metrics_pair.py"
 
 
+AGGREGATE_INPUTS = aggregate_inputs()
+
+
 rule aggregate:
     input:
-        **aggregate_inputs(),
+        **AGGREGATE_INPUTS,
     output:
         pairs=L.table("pairs"),
         labels=L.table("labels"),
         summary=L.table("summary"),
     params:
         results=RESULTS,
+        manifests=AGGREGATE_INPUTS["metrics"] if BATCH_SIZE > 1 else [],
     log:
         f"{L.out}/logs/aggregate.log",
     threads: 1

@@ -47,3 +47,22 @@ def test_missing_or_empty_benchmark_is_nan(tmp_path):
     for path in ("", str(tmp_path / "none.tsv"), str(tmp_path / "empty.tsv")):
         s, rss = read_benchmark(path)
         assert s != s and rss != rss
+
+
+def test_tables_from_batch_manifests_equal_tables_from_files(tmp_path):
+    """batch_size > 1: the metrics batch jobs gather each pair's row; the tables must not change."""
+    from cohortreg.aggregate import collect, pair_row
+
+    results = [pair(tmp_path, "02"), pair(tmp_path, "03", ok=False), pair(tmp_path, "04")]
+    manifest = tmp_path / "batch-00000.json"
+    manifest.write_text(json.dumps({"items": [
+        {"item": "metrics c/02->01 [ants]", "status": "ok", **dict(zip(("row", "label_lines"), pair_row(results[0])))},
+        {"item": "metrics c/03->01 [ants]", "status": "failed", "error": "x"}]}))
+    from_files, labels_files = collect(results)
+    for p in ("02", "04"):  # the files are gone: the manifest's row for 02 must be used, 04 is not there
+        (tmp_path / p / "metrics.json").unlink()
+    from_manifests, labels_manifests = collect(results, [str(manifest), str(tmp_path / "absent.json")])
+    assert from_manifests.drop(index=2).equals(from_files.drop(index=2))
+    assert labels_manifests == labels_files.replace("c\t04\t01\tants\t1\t0.7\t3\t10\t12\n", "").replace(
+        "c\t04\t01\tants\t2\t0.8\t4\t5\t6\n", "")
+    assert from_manifests.loc[2, "status"] == "failed"

@@ -105,3 +105,27 @@ def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_co
     r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
     assert planned_jobs(r.stdout + r.stderr) == []
     assert (done / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_batch_jobs_of_a_cuda_method_ask_for_a_gpu_and_runtime_scales_with_the_batch(phantom_cohort):
+    d = phantom_cohort
+    (d / "gpu.yaml").write_text("method_params:\n  torch: {device: cuda}\nresources:\n"
+                                "  register: {threads: 2, mem_mb: 6000, runtime: 100}\n"
+                                "  subject: {threads: 1, mem_mb: 2000, runtime: 30}\n"
+                                "  affine: {threads: 1, mem_mb: 2000, runtime: 30}\n"
+                                "  metrics: {threads: 1, mem_mb: 4000, runtime: 30}\nslurm: {max_runtime: 150}\n")
+    r = run_snakemake("-n", "--cores", "2", "--configfile", d / "gpu.yaml", "--config", f"samples={d / 'samples.tsv'}",
+                      f"outdir={d / 'out'}", "methods=[ants,torch]", "batch_size=2", cwd=d)
+    assert r.returncode == 0, r.stderr
+    jobs = {}
+    for block in (r.stdout + r.stderr).split("rule ")[1:]:
+        name = block.split(":", 1)[0]
+        res = next((x for x in block.splitlines() if "resources:" in x), "")
+        wild = next((x for x in block.splitlines() if "wildcards:" in x), "")
+        jobs.setdefault(name, []).append((wild, res))
+    (torch_wild, torch_res), = [j for j in jobs["register_batch"] if "method=torch" in j[0]]
+    (ants_wild, ants_res), = [j for j in jobs["register_batch"] if "method=ants" in j[0]]
+    assert "gpu=1" in torch_res and "gpu=1" not in ants_res
+    # 2 pairs x 100 min, capped at slurm.max_runtime; 2 subjects x 2 stages x 30 min
+    assert "runtime=150" in torch_res and "runtime=150" in ants_res
+    assert all("runtime=120" in res for _, res in jobs["subjects_batch"]), jobs["subjects_batch"]

@@ -59,6 +59,7 @@ class Item:
     inputs: list[str] = field(default_factory=list)   # files read (the stamp follows their size and mtime)
     needs: list[str] = field(default_factory=list)    # earlier stages' outputs: missing = upstream failed
     report: Callable[[], dict[str, Any]] | None = None  # what the manifest records of a finished item
+    job: tuple[str, ...] = ()     # register items: pair.register_pairs' arguments, to run several at once
 
 
 def stamp(item: Item) -> str:
@@ -98,8 +99,13 @@ class _ItemLog:
         self.handler.close()
 
 
-def run_items(items: list[Item], manifest: str) -> dict[str, Any]:
-    """Run (or keep) every item, then write the manifest; never raises for one item's failure."""
+def run_items(items: list[Item], manifest: str,
+              run_together: Callable[[list[Item]], dict[str, float]] | None = None) -> dict[str, Any]:
+    """Run (or keep) every item, then write the manifest; never raises for one item's failure.
+
+    run_together: runs several items in one call (the torch engine's GPU stack) and returns the
+    seconds of each item it finished; what it did not finish, or all if it raised, runs alone.
+    """
     stamps_path = manifest + ".stamps"
     stamps: dict[str, str] = _read_json(stamps_path)
     siblings: list[dict[str, str]] = []
@@ -111,44 +117,71 @@ def run_items(items: list[Item], manifest: str) -> dict[str, Any]:
             siblings.append(_sibling_stamps(stamps_path))
         return siblings[0].get(key)
 
-    records = []
-    for it in items:
-        rec: dict[str, Any] = {"item": it.key}
+    records: dict[str, dict[str, Any]] = {}
+    current: dict[str, str] = {}
+
+    def needs_running(it: Item) -> bool:
+        """Record a skipped or kept item; True if it must run."""
+        rec = records[it.key] = {"item": it.key}
         missing = [p for p in it.needs if not os.path.exists(p)]
-        current = stamp(it)
+        current[it.key] = stamp(it)
         if missing:
             _remove(it.outputs)  # made from inputs that are gone: stale
             rec.update(status="skipped", error=f"input missing (an earlier stage failed): {missing[0]}")
             log.warning("%s: skipped, %s", it.key, rec["error"])
-        elif current == known(it.key) and all(os.path.exists(p) for p in it.outputs):
-            stamps[it.key] = current
+            return False
+        if current[it.key] == known(it.key) and all(os.path.exists(p) for p in it.outputs):
+            stamps[it.key] = current[it.key]
             rec.update(status="ok", kept=True)
-        else:
-            with _ItemLog(it.log):
-                log.info("%s (batch job, SLURM_JOB_ID=%s)", it.key, os.environ.get("SLURM_JOB_ID", "-"))
-                t0 = time.perf_counter()
-                try:
+            return False
+        return True
+
+    def execute(it: Item, together: dict[str, float]) -> None:
+        rec = records[it.key]
+        with _ItemLog(it.log):
+            log.info("%s (batch job, SLURM_JOB_ID=%s)", it.key, os.environ.get("SLURM_JOB_ID", "-"))
+            t0 = time.perf_counter()
+            try:
+                if it.key in together:
+                    seconds = together[it.key]
+                    log.info("%s: done with %d others in one call, %.1f s each", it.key, len(together) - 1, seconds)
+                else:
                     it.run()
                     seconds = time.perf_counter() - t0
-                    _write_benchmark(it.benchmark, seconds)
-                    stamps[it.key] = current
-                    rec.update(status="ok", seconds=round(seconds, 3))
                     log.info("%s: done in %.1f s", it.key, seconds)
-                except Exception as exc:  # one item; the batch goes on
-                    log.error("%s", exc)
-                    log.info("traceback:\n%s", traceback.format_exc())
-                    _remove(it.outputs)
-                    stamps.pop(it.key, None)
-                    rec.update(status="failed", error=str(exc))
-            write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
-        if rec["status"] == "ok" and it.report:
-            rec.update(it.report())
-        records.append(rec)
+                _write_benchmark(it.benchmark, seconds)
+                stamps[it.key] = current[it.key]
+                rec.update(status="ok", seconds=round(seconds, 3))
+            except Exception as exc:  # one item; the batch goes on
+                log.error("%s", exc)
+                log.info("traceback:\n%s", traceback.format_exc())
+                _remove(it.outputs)
+                stamps.pop(it.key, None)
+                rec.update(status="failed", error=str(exc))
+        write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
+
+    if run_together is None:  # in order: a subject's skull strip reads what its preprocessing wrote
+        for it in items:
+            if needs_running(it):
+                execute(it, {})
+    else:  # independent items (pairs of one stage): decide all, run the rest together
+        todo = [it for it in items if needs_running(it)]
+        together: dict[str, float] = {}
+        if len(todo) > 1:
+            try:
+                together = run_together(todo)
+            except Exception as exc:  # e.g. out of GPU memory: one at a time instead
+                log.warning("running %d items together failed (%s); running them one at a time", len(todo), exc)
+        for it in todo:
+            execute(it, together)
+    for it in items:
+        if records[it.key]["status"] == "ok" and it.report:
+            records[it.key].update(it.report())
     write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
-    failed = [r["item"] for r in records if r["status"] != "ok"]
-    out = {"items": records, "failed": failed, "version": __version__}
+    failed = [r["item"] for r in records.values() if r["status"] != "ok"]
+    out = {"items": list(records.values()), "failed": failed, "version": __version__}
     write_text_atomic(json.dumps(out, indent=1) + "\n", manifest)
-    log.info("batch: %d items, %d kept, %d failed", len(records), sum(bool(r.get("kept")) for r in records),
+    log.info("batch: %d items, %d kept, %d failed", len(records), sum(bool(r.get("kept")) for r in records.values()),
              len(failed))
     return out
 
@@ -237,11 +270,11 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
                         {"settings": settings}, inputs=needs, needs=needs)
         elif stage == "register":
             needs = [f_brain, m_brain, m_labels, mat]
-            item = Item(key, lambda n=needs, o=files: register_pair(method, settings, *n, o["manifest"], o["warped"],
-                                                                    o["warped_labels"], threads=threads),
+            job = (*needs, files["manifest"], files["warped"], files["warped_labels"])
+            item = Item(key, lambda j=job: register_pair(method, settings, *j, threads=threads),
                         [files["manifest"], files["warped"], files["warped_labels"]],
                         L.log("register").format(**ids), L.benchmark("register").format(**ids),
-                        {"method": method, "settings": settings}, inputs=needs, needs=needs)
+                        {"method": method, "settings": settings}, inputs=needs, needs=needs, job=job)
         else:
             needs = [f_labels, m_labels, files["warped_labels"], f_mask, files["manifest"]]
             result = PairResult(**ids, metrics=files["json"], labels=files["labels"],
@@ -253,3 +286,20 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
                         report=lambda r=result: dict(zip(("row", "label_lines"), pair_row(r) or ({}, []))))
         items.append(item)
     return items
+
+
+def register_together(method: str, settings: dict[str, Any], threads: int = 1
+                      ) -> Callable[[list[Item]], dict[str, float]] | None:
+    """For run_items: register items of a method that optimises several pairs at once (torch on a
+    GPU) go through pair.register_pairs in one call; None for a method that would only loop."""
+    from .pair import register_pairs
+    from .registration import get_method
+
+    if get_method(method)(settings, threads).stack_size() <= 1:
+        return None
+
+    def run(todo: list[Item]) -> dict[str, float]:
+        done = register_pairs(method, settings, [it.job for it in todo], threads)
+        return {it.key: float(d["register_seconds"]) for it, d in zip(todo, done)}
+
+    return run

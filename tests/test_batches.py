@@ -129,3 +129,27 @@ def test_batch_jobs_of_a_cuda_method_ask_for_a_gpu_and_runtime_scales_with_the_b
     # 2 pairs x 100 min, capped at slurm.max_runtime; 2 subjects x 2 stages x 30 min
     assert "runtime=150" in torch_res and "runtime=150" in ants_res
     assert all("runtime=120" in res for _, res in jobs["subjects_batch"]), jobs["subjects_batch"]
+
+
+@pytest.mark.workflow
+def test_a_torch_batch_optimises_its_pairs_as_one_stack(phantom_cohort):
+    """stack: 2 forces on CPU what a GPU does by default: the batch's two pairs in one optimisation,
+    with the result of registering them one at a time."""
+    d = phantom_cohort
+    dice = {}
+    for stack in (2, 1):
+        (d / "stack.yaml").write_text(f"method_params:\n  torch: {{preset: fast, stack: {stack}}}\n"
+                                      "preprocess:\n  spacing: null\n")
+        out = d / f"out{stack}"
+        r = run_snakemake("--cores", "2", "--configfile", d / "stack.yaml", "--config", f"samples={d / 'samples.tsv'}",
+                          f"outdir={out}", "methods=[affine,torch]", "batch_size=2", cwd=d)
+        assert r.returncode == 0, r.stderr[-3000:]
+        pairs = pd.read_csv(out / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str})
+        dice[stack] = pairs[pairs.method == "torch"].set_index("moving")["dice_mean"]
+        for moving in ("02", "03"):
+            tx = json.loads((out / "ph" / f"sub-{moving}" / "to-01" / "torch" / "transforms.json").read_text())
+            log = (out / "logs" / "register" / "ph" / f"sub-{moving}_to-01_torch.log").read_text()
+            assert (tx["extra"].get("stacked_with") == 2) == (stack == 2)
+            assert ("done with 1 others in one call" in log) == (stack == 2)
+    # (the phantoms differ by an affine map only, so a deformable method has nothing to gain here)
+    assert (dice[2] - dice[1]).abs().max() < 0.005 and dice[1].min() > 0.7, dice

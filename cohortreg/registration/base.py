@@ -52,19 +52,32 @@ class RegistrationMethod(ABC):
     def register(self, fixed: "Any", moving: "Any", affine: str, outdir: Path) -> Transforms:
         """Estimate moving -> fixed, starting from the affine .mat; write files under outdir."""
 
+    def stack_size(self) -> int:
+        """How many pairs register_many puts through one optimisation (1: it loops)."""
+        return 1
+
+    def register_many(self, jobs: list[tuple["Any", "Any", str, Path]]) -> list[Transforms]:
+        """Several (fixed, moving, affine, outdir) pairs in one call: one after another here; an
+        engine that can stack pairs on a GPU overrides it."""
+        return [self.register(*job) for job in jobs]
+
     def run(self, fixed: "Any", moving: "Any", affine: str, outdir: Path,
             moving_labels: "Any | None" = None) -> tuple[Transforms, "Any", "Any | None"]:
         """Register, then warp the moving image (linear) and labels (genericLabel) into fixed space."""
-        import ants
-
         outdir.mkdir(parents=True, exist_ok=True)
-        tx = self.register(fixed, moving, affine, outdir)
-        warped = ants.apply_transforms(fixed, moving, tx.forward, interpolator="linear")
-        warped_labels = None
-        if moving_labels is not None:
-            warped_labels = ants.apply_transforms(fixed, moving_labels, tx.forward, interpolator="genericLabel")
-            warped_labels = warped_labels.new_image_like(np.rint(warped_labels.numpy()))
-        return tx, warped, warped_labels
+        return warp_pair(self.register(fixed, moving, affine, outdir), fixed, moving, moving_labels)
+
+
+def warp_pair(tx: Transforms, fixed: "Any", moving: "Any", moving_labels: "Any | None" = None
+              ) -> tuple[Transforms, "Any", "Any | None"]:
+    import ants
+
+    warped = ants.apply_transforms(fixed, moving, tx.forward, interpolator="linear")
+    warped_labels = None
+    if moving_labels is not None:
+        warped_labels = ants.apply_transforms(fixed, moving_labels, tx.forward, interpolator="genericLabel")
+        warped_labels = warped_labels.new_image_like(np.rint(warped_labels.numpy()))
+    return tx, warped, warped_labels
 
 
 def stage_file(src: str, dst: Path) -> str:

@@ -75,12 +75,8 @@ class TorchGreedy(RegistrationMethod):
         "accurate": {**_base, "scales": [4, 2, 1], "iterations": [200, 100, 50]},
     }
 
-    def register(self, fixed: Any, moving: Any, affine: str, outdir: Path) -> Transforms:
-        import ants
+    def _setup(self) -> Any:
         import torch
-
-        from ..torchreg.crop import brain_box, uncrop
-        from ..torchreg.greedy import GreedySettings, register_greedy
 
         p = self.params
         torch.set_num_threads(max(self.threads, 1))
@@ -91,28 +87,83 @@ class TorchGreedy(RegistrationMethod):
         torch.set_flush_denormal(True)
         # No torch.use_deterministic_algorithms: it imports torch's compiler stack (3 s a job), and
         # the engine's CPU ops are deterministic already (tests/test_torchreg.py checks it).
-        dev = _device(p.get("device", "auto"))
+        return _device(p.get("device", "auto"))
+
+    def _tensors(self, fixed: Any, moving: Any, affine: str, dev: Any) -> tuple[Any, Any]:
+        """[1, 1, D, H, W] fixed and affinely resampled moving, on the device."""
+        import ants
+        import torch
+
         aligned = ants.apply_transforms(fixed, moving, [affine], interpolator="linear")
         f = torch.from_numpy(np.ascontiguousarray(fixed.numpy(), dtype=np.float32))[None, None].to(dev)
         m = torch.from_numpy(np.ascontiguousarray(aligned.numpy(), dtype=np.float32))[None, None].to(dev)
+        return f, m
+
+    def _optimise(self, f: Any, m: Any, spacing: tuple[float, ...]) -> tuple[Any, Any]:
+        """Forward and inverse displacement [N, 3, D, H, W] (voxels) for N stacked pairs."""
+        from ..torchreg.crop import brain_box, uncrop
+        from ..torchreg.greedy import GreedySettings, register_greedy
+
+        p = self.params
         settings = GreedySettings(scales=tuple(p["scales"]), iterations=tuple(p["iterations"]), loss=p["loss"],
                                   window=int(p["window"]), lr=float(p["lr"]), grad_sigma=float(p["grad_sigma"]),
                                   warp_sigma=float(p["warp_sigma"]))
         full = tuple(f.shape[2:])
         margin_mm = p.get("crop_margin_mm") or 0.0
         if margin_mm > 0:
-            margin = int(math.ceil(float(margin_mm) / min(fixed.spacing)))
+            margin = int(math.ceil(float(margin_mm) / min(spacing)))
             box = brain_box(f, m, margin=margin)
             u = register_greedy(f[(..., *box)], m[(..., *box)], settings)
-            v = uncrop(invert_displacement(u), box, full)
-            u = uncrop(u, box, full)
-        else:
-            u = register_greedy(f, m, settings)
-            v = invert_displacement(u)
+            return uncrop(u, box, full), uncrop(invert_displacement(u), box, full)
+        u = register_greedy(f, m, settings)
+        return u, invert_displacement(u)
+
+    def _write(self, u: Any, v: Any, fixed: Any, affine: str, outdir: Path, dev: Any, **extra: Any) -> Transforms:
+        import ants
+
+        outdir.mkdir(parents=True, exist_ok=True)
         warp = str(outdir / "fwd_warp.nii.gz")
         inv = str(outdir / "inv_warp.nii.gz")
         ants.image_write(voxel_to_ants_field(u[0].cpu().numpy(), fixed), warp)
         ants.image_write(voxel_to_ants_field(v[0].cpu().numpy(), fixed), inv)
         mat = stage_file(affine, outdir / "affine.mat")
         return Transforms(forward=[warp, mat], inverse=[mat, inv], inverse_invert=[True, False], warp=warp,
-                          extra={"device": str(dev)})
+                          extra={"device": str(dev), **extra})
+
+    def register(self, fixed: Any, moving: Any, affine: str, outdir: Path) -> Transforms:
+        dev = self._setup()
+        f, m = self._tensors(fixed, moving, affine, dev)
+        u, v = self._optimise(f, m, fixed.spacing)
+        return self._write(u, v, fixed, affine, outdir, dev)
+
+    def stack_size(self) -> int:
+        """``stack`` pairs per optimisation; default 8 on a GPU, 1 on CPU (a stack is no faster there)."""
+        stack = self.params.get("stack")
+        if stack is None:
+            return 8 if _device(self.params.get("device", "auto")).type == "cuda" else 1
+        return max(int(stack), 1)
+
+    def register_many(self, jobs: list[tuple[Any, Any, str, Path]]) -> list[Transforms]:
+        """Pairs whose fixed grids share a shape and spacing go through the optimiser as one stack
+        (at most ``stack_size()`` pairs): on a GPU one small pair leaves most of the device idle. Each
+        pair keeps its own similarity and field; the crop box is the union of the stack's brains."""
+        import torch
+
+        dev = self._setup()
+        size = self.stack_size()
+        if size <= 1 or len(jobs) <= 1:
+            return [self.register(*job) for job in jobs]
+        out: list[Transforms | None] = [None] * len(jobs)
+        groups: dict[tuple, list[int]] = {}
+        for i, (fixed, *_rest) in enumerate(jobs):
+            groups.setdefault((tuple(fixed.shape), tuple(np.round(fixed.spacing, 4))), []).append(i)
+        for idx in groups.values():
+            for start in range(0, len(idx), size):
+                part = idx[start:start + size]
+                pairs = [self._tensors(jobs[i][0], jobs[i][1], jobs[i][2], dev) for i in part]
+                u, v = self._optimise(torch.cat([f for f, _ in pairs]), torch.cat([m for _, m in pairs]),
+                                      jobs[part[0]][0].spacing)
+                for k, i in enumerate(part):
+                    fixed, _, affine, outdir = jobs[i]
+                    out[i] = self._write(u[k:k + 1], v[k:k + 1], fixed, affine, outdir, dev, stacked_with=len(part))
+        return out  # type: ignore[return-value]

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -48,20 +47,21 @@ def dry_run(d: Path, sheet: Path, methods: str, batch_size: int = 1) -> dict:
     sheet_df = read_sheet(str(sheet))
     n_pairs = len(design_pairs(sheet_df, "reference", {}, ""))
     t_sheet = time.perf_counter() - t0
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rss_file = d / "rss.txt"  # GNU time's peak RSS of this one process (getrusage's children max is cumulative)
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "--quiet", "rules",
+    r = subprocess.run(["/usr/bin/time", "-o", str(rss_file), "-f", "%M", sys.executable, "-m", "snakemake",
+                        "-s", str(ROOT / "Snakefile"), "-n", "--quiet", "rules",
                         "--cores", "2", "--config", f"samples={sheet}", f"outdir={d / 'out'}", f"methods=[{methods}]",
                         f"batch_size={batch_size}"],
                        cwd=d, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rss = float(rss_file.read_text().split()[-1]) if rss_file.exists() else float("nan")
     totals = [int(ln.split()[-1]) for ln in r.stdout.splitlines() if ln.strip().startswith("total")]
     jobs = totals[0] if totals else 0  # the job-stats table is printed twice
     return {"subjects": len(sheet_df), "pairs": n_pairs, "methods": methods, "batch_size": batch_size,
             "rc": r.returncode, "jobs": jobs,
             "sheet_seconds": t_sheet, "dry_run_seconds": wall,
-            "peak_rss_mb": rss / 1024 if rss > before else float("nan"),
+            "peak_rss_mb": rss / 1024,
             "stderr_tail": r.stderr[-500:] if r.returncode else ""}
 
 
@@ -135,6 +135,8 @@ def main() -> int:
     ap.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 50], help="config batch_size values")
     ap.add_argument("--aggregate", type=int, default=20000)
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "scale")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of the last results file that this run does not redo (same subjects and batch)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -152,6 +154,12 @@ def main() -> int:
                                      text=True).stdout.strip(),
             "slurm": slurm_state(),
             "machine": {"host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version()}}
+    res = ROOT / "bench" / "results" / "scale_dry_run.json"
+    if args.merge and res.exists() and rows:
+        redone = {(r["subjects"], r["batch_size"]) for r in rows}
+        old = json.loads(res.read_text())
+        kept = [dict(r, run=old.get("date")) for r in old["results"] if (r["subjects"], r.get("batch_size", 1)) not in redone]
+        rows = sorted(kept + rows, key=lambda r: (r.get("batch_size", 1), r["subjects"]))
     for name, data in (("scale_dry_run", rows), ("scale_aggregate", agg)):
         if data:  # each part has its own file, so running one part keeps the other's last result
             res = ROOT / "bench" / "results" / f"{name}.json"

@@ -63,8 +63,14 @@ class Item:
 
 
 def stamp(item: Item) -> str:
-    files = [[p, *((os.stat(p).st_size, os.stat(p).st_mtime_ns) if os.path.exists(p) else (None, None))]
-             for p in item.inputs if p]
+    files = []
+    for p in item.inputs:
+        if p:
+            try:
+                st = os.stat(p)  # one stat per file, not an exists() and two stats
+                files.append([p, st.st_size, st.st_mtime_ns])
+            except OSError:
+                files.append([p, None, None])
     blob = json.dumps({"settings": item.settings, "inputs": files, "version": __version__}, sort_keys=True,
                       default=str)
     return hashlib.sha1(blob.encode()).hexdigest()

@@ -149,10 +149,10 @@ class TorchGreedy(RegistrationMethod):
         pair keeps its own similarity and field; the crop box is the union of the stack's brains."""
         import torch
 
-        dev = self._setup()
         size = self.stack_size()
         if size <= 1 or len(jobs) <= 1:
             return [self.register(*job) for job in jobs]
+        dev = self._setup()
         out: list[Transforms | None] = [None] * len(jobs)
         groups: dict[tuple, list[int]] = {}
         for i, (fixed, *_rest) in enumerate(jobs):

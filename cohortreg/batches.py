@@ -145,7 +145,8 @@ def run_items(items: list[Item], manifest: str,
     def execute(it: Item, together: dict[str, float]) -> None:
         rec = records[it.key]
         with _ItemLog(it.log):
-            log.info("%s (batch job, SLURM_JOB_ID=%s)", it.key, os.environ.get("SLURM_JOB_ID", "-"))
+            log.info("%s (batch job, host=%s, SLURM_JOB_ID=%s, CUDA_VISIBLE_DEVICES=%s)", it.key, os.uname().nodename,
+                     os.environ.get("SLURM_JOB_ID", "-"), os.environ.get("CUDA_VISIBLE_DEVICES", "-"))
             t0 = time.perf_counter()
             try:
                 if it.key in together:

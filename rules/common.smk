@@ -25,6 +25,13 @@ PAIRS = design_pairs(SHEET, config["design"], config.get("reference"), config.ge
 METHODS = list(config["methods"])
 L = Layout(config["outdir"].rstrip("/"))
 BATCH_SIZE = int(config.get("batch_size", 1))
+if BATCH_SIZE <= 1 and len(SHEET) >= 2000:  # bench/results/scale_dry_run.json: ~27 ms per subject to plan
+    logger.warning(
+        f"CohortReg: {len(SHEET)} subjects with batch_size 1 is about {7 * len(SHEET)} jobs; planning them alone "
+        "(2-core VM, bench/results/scale_dry_run.json) "
+        f"takes ~{0.027 * len(SHEET):.0f} s and ~{0.16 * len(SHEET) + 100:.0f} MB. Consider --config batch_size=50 "
+        "(one job per 50 subjects or pairs and stage; README: Very large cohorts)."
+    )
 
 
 wildcard_constraints:

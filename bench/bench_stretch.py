@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import machine  # noqa: E402
-from cohortreg.datasets import COHORTS, SHARED_DATA, available  # noqa: E402
+from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 
 PAIRS = [("S12", "S13"), ("S14", "S15"), ("S16", "S17")]
 RUNS = [("fast", "fast"), ("fast", "default"), ("fast", "accurate"), ("default", "accurate")]  # (ants, torch)
@@ -43,12 +43,7 @@ def main() -> int:
         return 2
     work = ROOT / "bench" / "work" / "stretch_2mm"
     work.mkdir(parents=True, exist_ok=True)
-    folder, _, lab = COHORTS["lpba40"]
-    subjects = sorted({s for p in PAIRS for s in p})
-    rows = ["cohort\tsubject\tt1\tlabels"] + [
-        f"lpba40\t{s}\t{SHARED_DATA / folder / f'sub-{s}' / 't1w_brain.nii.gz'}\t{SHARED_DATA / folder / f'sub-{s}' / lab}"
-        for s in subjects]
-    (work / "samples.tsv").write_text("\n".join(rows) + "\n")
+    write_sheet(work / "samples.tsv", {"lpba40": sorted({s for p in PAIRS for s in p})})
     (work / "pairs.tsv").write_text("cohort\tmoving\tfixed\n" + "".join(f"lpba40\t{m}\t{f}\n" for m, f in PAIRS))
     results = []
     for ants_preset, torch_preset in RUNS:

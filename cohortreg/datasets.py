@@ -21,12 +21,13 @@ def available(root: Path = SHARED_DATA) -> bool:
     return (root / "lpba40").is_dir() and (root / "oasis-trt-20").is_dir()
 
 
-def write_sheet(path: str | Path, cohorts: dict[str, int], root: Path = SHARED_DATA) -> Path:
-    """A sheet with the first n subjects of each named cohort (the first one is the reference)."""
+def write_sheet(path: str | Path, cohorts: dict[str, int | list[str]], root: Path = SHARED_DATA) -> Path:
+    """A sheet with the first n subjects of each named cohort (the first one is the reference), or
+    the listed subject ids."""
     rows = ["cohort\tsubject\tt1\tlabels"]
     for cohort, n in cohorts.items():
         folder, ids, lab = COHORTS[cohort]
-        for sid in ids[:n]:
+        for sid in (ids[:n] if isinstance(n, int) else n):
             d = root / folder / f"sub-{sid}"
             rows.append(f"{cohort}\t{sid}\t{d / 't1w_brain.nii.gz'}\t{d / lab}")
     path = Path(path)

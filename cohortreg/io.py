@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from .errors import InputError
+from .lazy_ants import import_ants
 
 if TYPE_CHECKING:  # antspyx is heavy to import; only the functions that need it load it
     import ants
@@ -77,7 +78,7 @@ def labels_as_int(img: nib.Nifti1Image, subject: str | None, path: str) -> nib.N
 
 def nib_to_ants(img: nib.Nifti1Image) -> "ants.ANTsImage":
     """Convert a nibabel image to ANTs without a temporary file (RAS world -> LPS physical)."""
-    import ants
+    ants = import_ants()
 
     aff = np.asarray(img.affine, dtype=float)
     lin = aff[:3, :3]

@@ -14,6 +14,8 @@ import traceback
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from .lazy_ants import import_ants
+
 log = logging.getLogger("cohortreg")
 
 
@@ -34,7 +36,7 @@ def seed_ants(seed: int) -> None:
     seed is set; its public setter would also force one thread, so the attribute is set directly.
     Without this, the same pair gave affine Dice 0.640 in one run and 0.642 in the next.
     """
-    import ants
+    ants = import_ants()
 
     ants.config._random_seed = int(seed)
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import ants_to_nib, check_same_grid, labels_as_int, load_volume, nib_to_ants
+from .lazy_ants import import_ants
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def robust_normalise(data: np.ndarray, lower: float, upper: float, within: np.nd
 def preprocess_subject(subject: str, t1_path: str, labels_path: str = "",
                        settings: PreprocessSettings = PreprocessSettings()) -> Preprocessed:
     """Load, check and preprocess one subject's T1 and its label map (which must share the T1's grid)."""
-    import ants
+    ants = import_ants()
 
     t1 = load_volume(t1_path, subject, "T1")
     labels = None

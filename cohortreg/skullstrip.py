@@ -20,6 +20,7 @@ from scipy import ndimage
 
 from .errors import InputError
 from .io import load_volume, nib_to_ants
+from .lazy_ants import import_ants
 from .preprocess import robust_normalise
 
 METHODS = ("none", "provided", "atlas")
@@ -69,7 +70,7 @@ def refine_to_tissue(t1: np.ndarray, hull: np.ndarray, zooms: tuple[float, ...],
 
 def atlas_mask(subject: str, t1: nib.Nifti1Image, settings: AtlasSettings) -> np.ndarray:
     """Warp the template's brain mask onto the subject's grid (boolean array)."""
-    import ants
+    ants = import_ants()
 
     if not settings.template or not settings.template_mask:
         raise InputError(subject, None, "skullstrip.method 'atlas' needs skullstrip.template and skullstrip.template_mask in config")
@@ -128,7 +129,7 @@ def mask_dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def provided_mask(subject: str, t1: nib.Nifti1Image, raw_t1_path: str, mask_path: str) -> nib.Nifti1Image:
     """The sheet's mask, checked against the raw T1's grid, then mapped onto the preprocessed grid."""
-    import ants
+    ants = import_ants()
 
     from .io import check_same_grid
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..lazy_ants import import_ants
 from .base import RegistrationMethod, Transforms, stage_file
 
 
@@ -44,7 +45,7 @@ def capped_shrink_factors(shape: tuple[int, ...], shrink_factors: tuple[int, ...
 
 def estimate_affine(fixed: Any, moving: Any, out_mat: Path, settings: AffineSettings = AffineSettings()) -> str:
     """Rigid then affine, from a centre-of-mass alignment; writes an ANTs ``.mat`` (moving -> fixed)."""
-    import ants
+    ants = import_ants()
 
     res = settings.max_resolution_mm
     if res and min(fixed.spacing) < res:

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..lazy_ants import import_ants
 from .base import RegistrationMethod, Transforms, stage_file
 
 
@@ -37,7 +38,7 @@ class AntsSyN(RegistrationMethod):
     }
 
     def register(self, fixed: Any, moving: Any, affine: str, outdir: Path) -> Transforms:
-        import ants
+        ants = import_ants()
 
         p = self.params
         with tempfile.TemporaryDirectory(dir=outdir) as tmp:

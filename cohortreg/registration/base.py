@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..lazy_ants import import_ants
+
 
 @dataclass
 class Transforms:
@@ -70,7 +72,7 @@ class RegistrationMethod(ABC):
 
 def warp_pair(tx: Transforms, fixed: "Any", moving: "Any", moving_labels: "Any | None" = None
               ) -> tuple[Transforms, "Any", "Any | None"]:
-    import ants
+    ants = import_ants()
 
     warped = ants.apply_transforms(fixed, moving, tx.forward, interpolator="linear")
     warped_labels = None

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..lazy_ants import import_ants
 from .base import RegistrationMethod, Transforms, stage_file
 
 
@@ -51,7 +52,7 @@ def invert_displacement(u, iterations: int = 30, refine: int = 5):
 
 def voxel_to_ants_field(u: np.ndarray, ref: Any) -> Any:
     """u [3, X, Y, Z] in voxel steps of ``ref`` -> ANTs vector image in physical LPS mm."""
-    import ants
+    ants = import_ants()
 
     to_phys = (np.asarray(ref.direction) @ np.diag(ref.spacing)).astype(np.float32)  # float32: 1 mm fields are big
     disp = np.einsum("ij,jxyz->xyzi", to_phys, u.astype(np.float32, copy=False))
@@ -91,7 +92,7 @@ class TorchGreedy(RegistrationMethod):
 
     def _tensors(self, fixed: Any, moving: Any, affine: str, dev: Any) -> tuple[Any, Any]:
         """[1, 1, D, H, W] fixed and affinely resampled moving, on the device."""
-        import ants
+        ants = import_ants()
         import torch
 
         aligned = ants.apply_transforms(fixed, moving, [affine], interpolator="linear")
@@ -119,7 +120,7 @@ class TorchGreedy(RegistrationMethod):
         return u, invert_displacement(u)
 
     def _write(self, u: Any, v: Any, fixed: Any, affine: str, outdir: Path, dev: Any, **extra: Any) -> Transforms:
-        import ants
+        ants = import_ants()
 
         outdir.mkdir(parents=True, exist_ok=True)
         warp = str(outdir / "fwd_warp.nii.gz")

@@ -1,0 +1,50 @@
+"""antspyx imported with its heavy subpackages deferred behaves like a plain ``import ants``."""
+
+import json
+import subprocess
+import sys
+
+LAZY = """
+import json, sys
+from cohortreg.lazy_ants import import_ants
+ants = import_ants()
+skipped = [m for m in ("matplotlib", "sklearn", "statsmodels.api", "ants.learn", "ants.plotting") if m in sys.modules]
+import numpy as np
+img = ants.from_numpy(np.arange(1000, dtype="float32").reshape(10, 10, 10))
+smoothed = ants.smooth_image(img, 1.0).numpy().sum()
+q = float(ants.quantile(img, 0.5))                # ants.math.quantile: statsmodels on first use
+plot = callable(ants.plot)                        # ants.plotting through ants.__getattr__
+import ants.learn                                 # an explicit submodule import
+decom = callable(ants.learn.sparse_decom2)
+try:
+    ants.no_such_name
+    missing = "no error"
+except AttributeError as exc:
+    missing = str(exc)
+names = sorted(k for k in vars(ants) if not k.startswith("_"))
+print(json.dumps(dict(skipped=skipped, smoothed=float(smoothed), q=q, plot=plot, decom=decom, missing=missing,
+                      names=names)))
+"""
+PLAIN = """
+import json, ants
+import numpy as np
+img = ants.from_numpy(np.arange(1000, dtype="float32").reshape(10, 10, 10))
+names = sorted(k for k in vars(ants) if not k.startswith("_"))
+print(json.dumps(dict(q=float(ants.quantile(img, 0.5)), smoothed=float(ants.smooth_image(img, 1.0).numpy().sum()),
+                      names=names)))
+"""
+
+
+def _run(code: str):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_deferred_import_skips_plotting_and_statistics_but_keeps_every_name():
+    lazy = _run(LAZY)
+    assert lazy["skipped"] == [], f"imported at once although deferred: {lazy['skipped']}"
+    assert lazy["plot"] and lazy["decom"]
+    assert "no attribute 'no_such_name'" in lazy["missing"]
+    plain = _run(PLAIN)
+    assert (lazy["q"], lazy["smoothed"]) == (plain["q"], plain["smoothed"])
+    assert set(plain["names"]) - set(lazy["names"]) == set(), "names a plain import ants exports but ours does not"

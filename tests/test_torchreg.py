@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cohortreg.registration.torch_greedy import invert_displacement, voxel_to_ants_field
-from cohortreg.torchreg.fields import compose, exp_velocity, jacobian_determinant, smooth, warp
+from cohortreg.torchreg.fields import compose, exp_velocity, grid_sample_parallel, jacobian_determinant, smooth, warp
 from cohortreg.torchreg.greedy import GreedySettings, register_greedy
 from cohortreg.torchreg.similarity import box_filter, lncc, mutual_information
 
@@ -155,6 +155,27 @@ def test_ants_with_our_files_matches_our_own_warping(tmp_path):
     ours = ndimage.map_coordinates(lab, vox, order=0, mode="constant").reshape(f.shape)
     agree = dice_per_label(ours, theirs.numpy())
     assert min(agree.values()) >= 0.99, agree
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("n,c", [(1, 1), (1, 3), (2, 3)])
+def test_sampling_in_slabs_matches_grid_sample(threads, n, c):
+    """The slab-parallel grid_sample gives torch's result exactly, odd depths and paddings included."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(n * 10 + c)
+    image = torch.rand(n, c, 13, 10, 9, generator=g)
+    grid = torch.rand(n, 13, 10, 9, 3, generator=g) * 2.4 - 1.2  # some samples fall outside
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for mode in ("bilinear", "nearest"):
+            for padding in ("zeros", "border"):
+                ours = grid_sample_parallel(image, grid, mode, padding)
+                ref = F.grid_sample(image, grid, mode=mode, padding_mode=padding, align_corners=True)
+                assert ours.shape == ref.shape and torch.equal(ours, ref), (mode, padding)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_engine_is_deterministic_on_cpu():

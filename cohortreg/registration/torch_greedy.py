@@ -123,8 +123,10 @@ class TorchGreedy(RegistrationMethod):
         ants = import_ants()
 
         outdir.mkdir(parents=True, exist_ok=True)
-        warp = str(outdir / "fwd_warp.nii.gz")
-        inv = str(outdir / "inv_warp.nii.gz")
+        # Uncompressed: a float displacement field gzips by only ~10% (114 of 126 MB on a 1 mm
+        # OASIS grid), and compressing the two fields took 0.6 s of a 2 mm job and ~5 s at 1 mm.
+        warp = str(outdir / "fwd_warp.nii")
+        inv = str(outdir / "inv_warp.nii")
         ants.image_write(voxel_to_ants_field(u[0].cpu().numpy(), fixed), warp)
         ants.image_write(voxel_to_ants_field(v[0].cpu().numpy(), fixed), inv)
         mat = stage_file(affine, outdir / "affine.mat")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .io import write_text_atomic
+from .metrics import LABEL_HEADER
 
 PAIR_COLUMNS = ["cohort", "moving", "fixed", "method", "dice_mean", "hd95", "folding_frac", "sdlogj", "seconds",
                 "seconds_affine", "max_rss_mb", "n_labels", "status", "error"]
@@ -59,7 +60,6 @@ def read_benchmark(path: str) -> tuple[float, float]:
     return _number(rec.get("s", "nan")), _number(rec.get("max_rss", "nan"))
 
 
-LABEL_HEADER = "label\tdice\thd95\tfixed_voxels\twarped_voxels"
 
 
 def read_label_lines(path: str, ids: tuple[str, str, str, str]) -> list[str]:

@@ -50,6 +50,9 @@ class RegistrationMethod(ABC):
         self.params = {**self.presets.get(preset or "default", {}), **params}
         self.threads = threads
 
+    def prepare(self) -> None:
+        """Import and configure what ``register`` needs (libraries, threads), outside its timing."""
+
     @abstractmethod
     def register(self, fixed: "Any", moving: "Any", affine: str, outdir: Path) -> Transforms:
         """Estimate moving -> fixed, starting from the affine .mat; write files under outdir."""

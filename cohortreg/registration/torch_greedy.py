@@ -76,6 +76,9 @@ class TorchGreedy(RegistrationMethod):
         "accurate": {**_base, "scales": [4, 2, 1], "iterations": [200, 100, 50]},
     }
 
+    def prepare(self) -> None:
+        self._setup()
+
     def _setup(self) -> Any:
         import torch
 

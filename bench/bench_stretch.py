@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import machine  # noqa: E402
 from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from cohortreg.paths import Layout  # noqa: E402
 
 PAIRS = [("S12", "S13"), ("S14", "S15"), ("S16", "S17")]
 RUNS = [("fast", "fast"), ("fast", "default"), ("fast", "accurate"), ("default", "accurate")]  # (ants, torch)
@@ -61,9 +62,9 @@ def main() -> int:
             return rc
         pairs = pd.read_csv(work / "out" / "metrics" / "pairs.tsv", sep="\t")
         pairs["preset"] = pairs.method.map({"ants": ants_preset, "torch": torch_preset}).fillna("-")
-        pairs["register_seconds"] = [
-            json.loads((work / "out" / r.cohort / f"sub-{r.moving}" / f"to-{r.fixed}" / r.method / "metrics.json")
-                       .read_text())["register_seconds"] for r in pairs.itertuples()]
+        metrics_json = Layout(str(work / "out")).method_file("metrics.json")
+        pairs["register_seconds"] = [json.loads(Path(metrics_json.format(**r._asdict())).read_text())["register_seconds"]
+                                     for r in pairs.itertuples()]
         results.append(pairs)
     allp = pd.concat(results).drop_duplicates(["moving", "fixed", "method", "preset"])
     table = (allp.groupby(["method", "preset"])[["dice_mean", "hd95", "folding_frac", "seconds", "register_seconds"]].mean()

@@ -60,8 +60,6 @@ def read_benchmark(path: str) -> tuple[float, float]:
     return _number(rec.get("s", "nan")), _number(rec.get("max_rss", "nan"))
 
 
-
-
 def read_label_lines(path: str, ids: tuple[str, str, str, str]) -> list[str]:
     """A per-pair labels.tsv's data lines, prefixed by the pair's ids (text in, text out: no parsing,
     so 20,000 pairs x 100 labels stay a few seconds)."""

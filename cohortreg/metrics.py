@@ -44,6 +44,8 @@ def _surface(mask: np.ndarray) -> np.ndarray:
 
 def hd95_label(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0) -> float:
     """Symmetric percentile Hausdorff distance between two boolean masks, in mm (nan if one is empty)."""
+    from scipy import ndimage  # imported where used, as in _surface
+
     if not a.any() or not b.any():
         return float("nan")
     # Crop to the union's bounding box plus a margin: 100 labels on a 1 mm head stay fast.
@@ -52,8 +54,6 @@ def hd95_label(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percent
     hi = coords.max(0) + 3
     sl = tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))
     a, b = a[sl], b[sl]
-    from scipy import ndimage
-
     sa, sb = _surface(a), _surface(b)
     d_ab = ndimage.distance_transform_edt(~sb, sampling=spacing)[sa]
     d_ba = ndimage.distance_transform_edt(~sa, sampling=spacing)[sb]

@@ -17,9 +17,13 @@ import pandas as pd
 
 from .io import write_text_atomic
 from .metrics import LABEL_HEADER
+from .qc import cohort_qc, qc_settings
 
 PAIR_COLUMNS = ["cohort", "moving", "fixed", "method", "dice_mean", "hd95", "folding_frac", "sdlogj", "seconds",
-                "seconds_affine", "max_rss_mb", "n_labels", "status", "error"]
+                "seconds_affine", "max_rss_mb", "n_labels", "status", "error",
+                # added by the QC and provenance issue (13); the columns above are unchanged
+                "qc", "qc_reason", "lncc", "register_seconds", "version"]
+_HANDED = ("moving_handedness", "fixed_handedness")
 SUMMARY_METRICS = ["dice_mean", "hd95", "folding_frac", "sdlogj", "seconds"]
 
 
@@ -93,9 +97,11 @@ def pair_row(r: PairResult) -> tuple[dict[str, Any], list[str]] | None:
     secs, rss = read_benchmark(r.benchmark)
     secs_aff, rss_aff = read_benchmark(r.benchmark_affine)
     row = {"cohort": r.cohort, "moving": r.moving, "fixed": r.fixed, "method": r.method}
-    row.update({k: rec.get(k, np.nan) for k in ("dice_mean", "hd95", "folding_frac", "sdlogj", "n_labels")})
+    row.update({k: rec.get(k, np.nan) for k in ("dice_mean", "hd95", "folding_frac", "sdlogj", "n_labels", "lncc",
+                                                "register_seconds")})
     row.update(seconds=secs, seconds_affine=secs_aff, max_rss_mb=float(np.nanmax([rss, rss_aff, -1.0])),
-               status="ok", error="")
+               status="ok", error="", qc=rec.get("qc", "pass"), qc_reason=rec.get("qc_reason", ""),
+               version=rec.get("version", ""), **{k: rec.get(k, 0) for k in _HANDED})
     labels = read_label_lines(r.labels, (r.cohort, r.moving, r.fixed, r.method)) if os.path.exists(r.labels) else []
     return row, labels
 
@@ -114,8 +120,10 @@ def rows_from_manifests(paths: list[str]) -> dict[tuple[str, ...], tuple[dict[st
     return out
 
 
-def collect(results: list[PairResult], manifests: list[str] | None = None) -> tuple[pd.DataFrame, str]:
-    """One row per pair (failed ones with their error), and the text of the per-(pair, label) table."""
+def collect(results: list[PairResult], manifests: list[str] | None = None,
+            qc: dict[str, Any] | None = None) -> tuple[pd.DataFrame, str]:
+    """One row per pair (failed ones with their error), judged against its cohort (cohortreg.qc), and
+    the text of the per-(pair, label) table."""
     gathered = rows_from_manifests(manifests) if manifests else {}
     rows: list[dict] = []
     label_lines: list[str] = ["cohort\tmoving\tfixed\tmethod\t" + LABEL_HEADER]
@@ -127,7 +135,12 @@ def collect(results: list[PairResult], manifests: list[str] | None = None) -> tu
         else:
             rows.append({"cohort": r.cohort, "moving": r.moving, "fixed": r.fixed, "method": r.method,
                          "status": "failed", "error": first_error(r.logs)})
-    pairs = pd.DataFrame(rows).reindex(columns=PAIR_COLUMNS)
+    handed = {}
+    for row in rows:
+        for role, key in zip(("moving", "fixed"), _HANDED):
+            if row.get(key):
+                handed[(row["cohort"], row[role])] = int(row[key])
+    pairs = cohort_qc(pd.DataFrame(rows).reindex(columns=PAIR_COLUMNS), handed, qc_settings(qc))
     return pairs, "\n".join(label_lines) + "\n"
 
 
@@ -136,7 +149,9 @@ def summarise(pairs: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (cohort, method), grp in pairs.groupby(["cohort", "method"], sort=False):
         ok = grp[grp["status"] == "ok"]
-        row = {"cohort": cohort, "method": method, "n_ok": len(ok), "n_failed": int((grp["status"] != "ok").sum())}
+        row = {"cohort": cohort, "method": method, "n_ok": len(ok), "n_failed": int((grp["status"] != "ok").sum()),
+               "n_qc_warn": int((ok["qc"] == "warn").sum()), "n_qc_fail": int((ok["qc"] == "fail").sum()),
+               "versions": ",".join(sorted(set(ok["version"].dropna().astype(str)) - {""}))}
         for m in SUMMARY_METRICS:
             vals = pd.to_numeric(ok[m], errors="coerce")
             row.update({f"{m}_mean": vals.mean(), f"{m}_std": vals.std(ddof=0), f"{m}_median": vals.median()})
@@ -145,9 +160,23 @@ def summarise(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_tables(results: list[PairResult], pairs_tsv: str, labels_tsv: str, summary_tsv: str,
-                 manifests: list[str] | None = None) -> pd.DataFrame:
-    pairs, labels = collect(results, manifests)
+                 manifests: list[str] | None = None, qc: dict[str, Any] | None = None) -> pd.DataFrame:
+    pairs, labels = collect(results, manifests, qc)
     write_text_atomic(pairs.to_csv(sep="\t", index=False, float_format="%.6g"), pairs_tsv)
     write_text_atomic(labels, labels_tsv)
     write_text_atomic(summarise(pairs).to_csv(sep="\t", index=False, float_format="%.6g"), summary_tsv)
     return pairs
+
+
+def log_findings(pairs: pd.DataFrame, log: Any) -> None:
+    """What a person must not miss: failed pairs, QC flags (worst first) and results of two code versions."""
+    ok = pairs["status"] == "ok"
+    log.info("%d rows, %d failed", len(pairs), int((~ok).sum()))
+    flagged = pairs[ok & (pairs["qc"] != "pass")].sort_values("qc", key=lambda s: s.map({"fail": 0, "warn": 1}))
+    for r in flagged.itertuples():
+        log.warning("QC %s: %s/%s -> %s [%s]: %s", r.qc, r.cohort, r.moving, r.fixed, r.method, r.qc_reason)
+    versions = pairs.loc[ok, ["method", "version"]].dropna().drop_duplicates()
+    for method, grp in versions.groupby("method"):
+        if len(grp) > 1:
+            log.warning("method %s: rows made by %d code versions (%s): rerun the older ones for one study-wide "
+                        "version (pairs.tsv column 'version')", method, len(grp), ", ".join(sorted(grp["version"])))

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 from . import __version__
 from .io import write_text_atomic
 from .paths import Layout
+from .provenance import fingerprint, stage_of
 
 log = logging.getLogger("cohortreg")
 T = TypeVar("T")
@@ -44,6 +45,19 @@ def chunk(items: Sequence[T], size: int) -> list[list[T]]:
 
 def batch_id(index: int) -> str:
     return f"{index:05d}"
+
+
+AUTO_FROM_SUBJECTS = 1000  # bench/results/scale_dry_run.json: planning 1,000 subjects one job each took 29 s
+AUTO_BATCH = 50            # ... and 20,000 subjects in batches of 50 took 15 s and 275 MB
+
+
+def auto_batch_size(setting: int | str, n_subjects: int) -> int:
+    """config batch_size: a number as given; 'auto': one job per subject for small sheets (reruns
+    per job, nothing changes for them), batches of 50 from 1,000 subjects, where planning one job
+    per subject and stage would take longer than the work of a rerun."""
+    if setting == "auto":
+        return AUTO_BATCH if n_subjects >= AUTO_FROM_SUBJECTS else 1
+    return max(int(setting), 1)
 
 
 @dataclass
@@ -71,8 +85,9 @@ def stamp(item: Item) -> str:
                 files.append([p, st.st_size, st.st_mtime_ns])
             except OSError:
                 files.append([p, None, None])
-    blob = json.dumps({"settings": item.settings, "inputs": files, "version": __version__}, sort_keys=True,
-                      default=str)
+    # The seed reaches ANTs through jobs.pin_threads (config 'seed'): a changed seed is a changed item.
+    blob = json.dumps({"settings": item.settings, "inputs": files, "version": fingerprint(*stage_of(item.key)),
+                       "seed": os.environ.get("ANTS_RANDOM_SEED")}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
@@ -231,23 +246,28 @@ def backdate_failed(manifests: Iterable[str]) -> list[str]:
 # What each batch stage runs per item, from the rows and pairs the rule passes in its params.
 
 def subject_items(cohort: str, rows: list[dict[str, Any]], pre: dict[str, Any], strip: dict[str, Any],
-                  L: Layout) -> list[Item]:
+                  L: Layout, qc: dict[str, Any] | None = None) -> list[Item]:
     from .stages import preprocess_files, skullstrip_files
 
+    qc = qc or {}
+    pct = (pre.get("lower_percentile", 0.5), pre.get("upper_percentile", 99.5))
     items = []
     for r in rows:
         s = r["subject"]
         fmt = lambda pat: pat.format(cohort=cohort, subject=s)  # noqa: E731
-        t1, labels, brain, mask = fmt(L.preproc_t1), fmt(L.preproc_labels), fmt(L.brain), fmt(L.brain_mask)
+        t1, labels, raw_json = fmt(L.preproc_t1), fmt(L.preproc_labels), fmt(L.preproc_json)
+        brain, mask, verdict = fmt(L.brain), fmt(L.brain_mask), fmt(L.subject_qc)
         raw = [r["t1"], r["labels"]] + ([r["mask"]] if strip["method"] == "provided" else [])
-        items.append(Item(f"preprocess {cohort}/{s}", (lambda s=s, r=r, t1=t1, labels=labels:
-                                                       preprocess_files(s, r["t1"], r["labels"], pre, t1, labels)),
-                          [t1, labels], fmt(L.log("preprocess")), fmt(L.benchmark("preprocess")),
+        items.append(Item(f"preprocess {cohort}/{s}", (lambda s=s, r=r, t1=t1, labels=labels, j=raw_json:
+                                                       preprocess_files(s, r["t1"], r["labels"], pre, t1, labels, j)),
+                          [t1, labels, raw_json], fmt(L.log("preprocess")), fmt(L.benchmark("preprocess")),
                           {"row": r, "settings": pre}, inputs=raw))
-        items.append(Item(f"skullstrip {cohort}/{s}", (lambda s=s, r=r, t1=t1, brain=brain, mask=mask:
-                                                       skullstrip_files(s, t1, strip, r["t1"], r["mask"], brain, mask)),
-                          [brain, mask], fmt(L.log("skullstrip")), fmt(L.benchmark("skullstrip")),
-                          {"row": r, "settings": strip}, inputs=[t1] + raw[2:], needs=[t1]))
+        items.append(Item(f"skullstrip {cohort}/{s}",
+                          (lambda s=s, r=r, t1=t1, brain=brain, mask=mask, j=raw_json, v=verdict:
+                           skullstrip_files(s, t1, strip, r["t1"], r["mask"], brain, mask, pct, j, qc, v)),
+                          [brain, mask, verdict], fmt(L.log("skullstrip")), fmt(L.benchmark("skullstrip")),
+                          {"row": r, "settings": strip, "percentiles": pct, "qc": qc}, inputs=[t1, raw_json] + raw[2:],
+                          needs=[t1, raw_json]))
     return items
 
 
@@ -264,11 +284,11 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
         subj = lambda pat, s: pat.format(cohort=cohort, subject=s)  # noqa: E731
         f_brain, m_brain = subj(L.brain, fixed), subj(L.brain, moving)
         f_labels, m_labels, f_mask = subj(L.preproc_labels, fixed), subj(L.preproc_labels, moving), subj(L.brain_mask, fixed)
+        qc_files = (subj(L.subject_qc, moving), subj(L.subject_qc, fixed))
         mat = L.affine.format(**ids)
-        files = {k: L.method_file(n).format(**ids) for k, n in (
-            ("manifest", "transforms.json"), ("warped", f"sub-{moving}_space-{fixed}_desc-warped_T1w.nii.gz"),
-            ("warped_labels", f"sub-{moving}_space-{fixed}_desc-warped_dseg.nii.gz"),
-            ("json", "metrics.json"), ("labels", "labels.tsv"))}
+        files = {k: pat.format(**ids) for k, pat in (
+            ("manifest", L.method_file("transforms.json")), ("warped", L.warped_t1), ("warped_labels", L.warped_labels),
+            ("json", L.method_file("metrics.json")), ("labels", L.method_file("labels.tsv")))}
         key = f"{stage} {cohort}/{moving}->{fixed}" + ("" if stage == "affine" else f" [{method}]")
         if stage == "affine":
             needs = [f_brain, m_brain]
@@ -284,12 +304,15 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
                         {"method": method, "settings": settings}, inputs=needs, needs=needs, job=job)
         else:
             needs = [f_labels, m_labels, files["warped_labels"], f_mask, files["manifest"]]
+            extra = [f_brain, files["warped"], *qc_files]
             result = PairResult(**ids, metrics=files["json"], labels=files["labels"],
                                 benchmark=L.benchmark("register").format(**ids),
                                 benchmark_affine=L.benchmark("affine", pair=True).format(**ids), logs=())
-            item = Item(key, lambda n=needs, o=files, i=ids: evaluate_pair(*n, o["json"], o["labels"], i),
+            item = Item(key, lambda n=needs, o=files, i=ids, f=f_brain, q=qc_files:
+                        evaluate_pair(*n, o["json"], o["labels"], i, f, o["warped"], q, settings),
                         [files["json"], files["labels"]], L.log("metrics").format(**ids),
-                        L.benchmark("metrics").format(**ids), {}, inputs=needs, needs=needs,
+                        L.benchmark("metrics").format(**ids), {"qc": settings}, inputs=needs + extra,
+                        needs=needs + extra,
                         report=lambda r=result: dict(zip(("row", "label_lines"), pair_row(r) or ({}, []))))
         items.append(item)
     return items

@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo sample sheet: {sheet}")
     if args.run:
         snakefile = Path(__file__).resolve().parent.parent / "Snakefile"
+        if not snakefile.exists():  # a non-editable install has the package, not the workflow
+            print(f"the workflow's Snakefile is not beside the package; from the checkout run: snakemake --cores 2 "
+                  f"--config samples={sheet} outdir={Path(args.outdir) / 'results'}", file=sys.stderr)
+            return 2
         cmd = ["snakemake", "-s", str(snakefile), "--cores", "2",
                "--config", f"samples={sheet}", f"outdir={Path(args.outdir) / 'results'}"]
         return subprocess.call(cmd)

@@ -108,12 +108,28 @@ def ants_to_nib(img: "ants.ANTsImage", dtype: type | None = None) -> nib.Nifti1I
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temporary(path: Path, suffix: str = "") -> tuple[int, str]:
+    """A temporary file beside ``path`` with the mode a plain open() would give it.
+
+    mkstemp makes files 0600 whatever the umask: on a shared cluster the lab could not read its
+    own study. The file gets 0666 less the process umask, as every other output does.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
 def save_atomic(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
     """Write via a temporary file in the same folder, so a killed job never leaves half a NIfTI."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes) or ".nii.gz"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+    fd, tmp = _temporary(path, "".join(path.suffixes) or ".nii.gz")
     os.close(fd)
     try:
         nib.save(img, tmp)
@@ -125,9 +141,7 @@ def save_atomic(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> None:
     """Atomic text write (tables, JSON): readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    fd, tmp = _temporary(Path(path))
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

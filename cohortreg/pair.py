@@ -57,8 +57,13 @@ def warp_jacobian(warp_path: str) -> np.ndarray:
 
 
 def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fixed_mask: str, manifest: str,
-                  out_json: str, out_labels: str, ids: dict[str, str]) -> dict[str, Any]:
-    """Dice/HD95 over labels present in both subjects; folding and sdlogj inside the fixed brain mask."""
+                  out_json: str, out_labels: str, ids: dict[str, str], fixed_brain: str, warped: str,
+                  subject_qc: tuple[str, str], qc: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Dice/HD95 over labels present in both subjects; folding and sdlogj inside the fixed brain mask;
+    the label-free QC of the pair (cohortreg.qc): LNCC of the warped image to the fixed brain, the
+    warp's folding, and the verdicts of both subjects' inputs (subject_qc: moving's, fixed's file)."""
+    from .qc import lncc, pair_qc, qc_settings
+
     fl_img = nib.load(fixed_labels)
     fl = np.asarray(fl_img.dataobj).astype(np.int64)
     wl = np.asarray(nib.load(warped_labels).dataobj).astype(np.int64)
@@ -67,12 +72,17 @@ def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fix
     summary, rows = summarise_pair(fl, wl, ml_values, spacing)
     tx = json.loads(Path(manifest).read_text())
     folding, sdlogj = 0.0, 0.0
+    mask = np.asarray(nib.load(fixed_mask).dataobj)
     if tx.get("warp"):
         det = warp_jacobian(str(Path(manifest).parent / tx["warp"]))
-        mask = np.asarray(nib.load(fixed_mask).dataobj)
         folding, sdlogj = jacobian_stats(det, mask)
-    record = {**ids, **summary, "folding_frac": folding, "sdlogj": sdlogj,
-              "register_seconds": tx.get("extra", {}).get("register_seconds", float("nan"))}
+    similarity = lncc(np.asarray(nib.load(fixed_brain).dataobj), np.asarray(nib.load(warped).dataobj), mask)
+    inputs = [json.loads(Path(p).read_text()) for p in subject_qc]
+    verdict, reason = pair_qc(zip(("moving", "fixed"), inputs), folding, qc_settings(qc))
+    record = {**ids, **summary, "folding_frac": folding, "sdlogj": sdlogj, "lncc": similarity,
+              "register_seconds": tx.get("extra", {}).get("register_seconds", float("nan")),
+              "qc": verdict, "qc_reason": reason, "version": tx.get("version", ""),
+              "moving_handedness": inputs[0].get("handedness", 0), "fixed_handedness": inputs[1].get("handedness", 0)}
     write_text_atomic(json.dumps(record, indent=2) + "\n", out_json)
     header = LABEL_HEADER + "\n"
     body = "".join(f"{r['label']}\t{r['dice']:.6f}\t{r['hd95']:.4f}\t{r['fixed_voxels']}\t{r['warped_voxels']}\n" for r in rows)

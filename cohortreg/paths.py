@@ -44,6 +44,16 @@ class Layout:
     def brain_mask(self) -> str:
         return self._p(SUBJ + "_desc-brain_mask.nii.gz")
 
+    @property
+    def preproc_json(self) -> str:
+        """The raw scan's stats that QC judges (levels, background, header handedness)."""
+        return self._p(SUBJ + "_desc-preproc_T1w.json")
+
+    @property
+    def subject_qc(self) -> str:
+        """The subject's input verdict (cohortreg.qc.subject_qc)."""
+        return self._p(SUBJ + "_qc.json")
+
     # per pair
     @property
     def affine(self) -> str:
@@ -51,6 +61,14 @@ class Layout:
 
     def method_file(self, name: str) -> str:
         return self._p(PAIR + "/{method}/" + name)
+
+    @property
+    def warped_t1(self) -> str:
+        return self.method_file("sub-{moving}_space-{fixed}_desc-warped_T1w.nii.gz")
+
+    @property
+    def warped_labels(self) -> str:
+        return self.method_file("sub-{moving}_space-{fixed}_desc-warped_dseg.nii.gz")
 
     # cohort tables
     def table(self, name: str) -> str:

@@ -6,7 +6,7 @@ apply unchanged to the raw scans. Label maps follow the T1 with label-aware inte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nibabel as nib
 import numpy as np
@@ -14,6 +14,7 @@ import numpy as np
 from .errors import InputError
 from .io import ants_to_nib, check_same_grid, labels_as_int, load_volume, nib_to_ants
 from .lazy_ants import import_ants
+from .qc import handedness, raw_intensity_stats
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,41 @@ class PreprocessSettings:
 class Preprocessed:
     t1: nib.Nifti1Image
     labels: nib.Nifti1Image  # all zeros when the subject has no label map
+    raw: dict = field(default_factory=dict)  # the raw scan's stats for QC (cohortreg.qc)
+
+
+def border_background(data: np.ndarray, share: float = 0.9) -> float | None:
+    """The value most of the image's border takes, if one value covers ``share`` of it, else None.
+
+    A skull-stripped scan sits on a constant background, usually 0; a full-head scan's border
+    is noise and has no such value.
+    """
+    faces = np.concatenate([np.ravel(f) for f in (data[0], data[-1], data[:, 0], data[:, -1], data[:, :, 0],
+                                                    data[:, :, -1])])
+    values, counts = np.unique(faces, return_counts=True)
+    i = int(np.argmax(counts))
+    return float(values[i]) if counts[i] >= share * faces.size else None
+
+
+def zero_background(subject: str, path: str, img: nib.Nifti1Image) -> tuple[nib.Nifti1Image, float]:
+    """A skull-stripped scan on a constant non-zero background (-500, 100, ...): shift it to 0.
+
+    The brain is where the scan differs from its background; with the background at 0 every
+    later step (foreground, mask, normalisation) finds it. A background that is not the scan's
+    darkest value cannot be told from tissue, so that is refused with what was expected.
+    """
+    data = np.asanyarray(img.dataobj)
+    bg = border_background(data)
+    if bg is None or bg == 0:
+        return img, 0.0
+    fg = data[data != bg]
+    darker = float(np.mean(fg < bg)) if fg.size else 0.0
+    if darker > 0.01:
+        raise InputError(subject, path, f"the image border has the constant value {bg:g} (a skull-stripped "
+                         f"scan's background?) but {100 * darker:.0f}% of the other voxels are darker; "
+                         "expected the background at the scan's lowest value (0 for a skull-stripped T1)")
+    shifted = np.asarray(data, dtype=np.float32) - np.float32(bg)
+    return nib.Nifti1Image(shifted, img.affine, img.header), bg
 
 
 def background_floor(data: np.ndarray) -> float:
@@ -69,6 +105,9 @@ def preprocess_subject(subject: str, t1_path: str, labels_path: str = "",
         check_same_grid(t1, labels, subject, labels_path, "label map")
     if not np.any(np.asanyarray(t1.dataobj) != 0):
         raise InputError(subject, t1_path, "T1 image is all zeros")
+    t1, background = zero_background(subject, t1_path, t1)
+    raw = {**raw_intensity_stats(np.asanyarray(t1.dataobj)), "handedness": handedness(t1.affine),
+           "background": background}
 
     if settings.reorient:
         t1 = nib.as_closest_canonical(t1)
@@ -83,7 +122,11 @@ def preprocess_subject(subject: str, t1_path: str, labels_path: str = "",
         img = ants.resample_image(img, (settings.spacing,) * 3, use_voxels=False, interp_type=4)  # B-spline
     data = img.numpy()
     norm = robust_normalise(data, settings.lower_percentile, settings.upper_percentile)
-    norm[data <= background_floor(data)] = 0.0  # B-spline overshoot and ringing: background stays zero
+    fg = data > background_floor(data)
+    # The darkest foreground (below the lower percentile) stays just above 0: a skull-stripped
+    # brain's mask is where the image is non-zero, and a scan of few levels would lose them all.
+    norm[fg] = np.maximum(norm[fg], 1e-4)
+    norm[~fg] = 0.0  # B-spline overshoot and ringing: background stays zero
     out_t1 = ants_to_nib(img.new_image_like(norm), np.float32)
 
     if labels is not None:
@@ -91,4 +134,4 @@ def preprocess_subject(subject: str, t1_path: str, labels_path: str = "",
         out_labels = ants_to_nib(lab.new_image_like(np.rint(lab.numpy())), np.int32)
     else:
         out_labels = nib.Nifti1Image(np.zeros(out_t1.shape, np.int32), out_t1.affine)
-    return Preprocessed(out_t1, out_labels)
+    return Preprocessed(out_t1, out_labels, raw)

@@ -21,7 +21,8 @@ import yaml
 from .errors import InputError
 
 OPTIONAL_COLUMNS = ("labels", "mask", "split")
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "config" / "schemas"
+# Inside the package, so a wheel or `pip install .` has them; config/schemas/ links here.
+SCHEMA_DIR = Path(__file__).resolve().parent / "resources" / "schemas"
 
 
 class SheetError(ValueError):

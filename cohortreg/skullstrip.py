@@ -103,8 +103,12 @@ def atlas_mask(subject: str, t1: nib.Nifti1Image, settings: AtlasSettings) -> np
 
 
 def extract_brain(subject: str, t1: nib.Nifti1Image, method: str, mask: nib.Nifti1Image | None = None,
-                  atlas: AtlasSettings = AtlasSettings(), mask_path: str = "") -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
-    """Return (brain image renormalised inside the mask, uint8 mask) on the T1's grid."""
+                  atlas: AtlasSettings = AtlasSettings(), mask_path: str = "",
+                  percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
+    """Return (brain image renormalised inside the mask, uint8 mask) on the T1's grid.
+
+    percentiles: preprocess.lower_percentile / upper_percentile, applied again inside the mask
+    (the brain image is what every registration sees)."""
     data = np.asanyarray(t1.dataobj).astype(np.float32)
     if method == "none":
         m = clean_mask(data > 0)
@@ -118,7 +122,7 @@ def extract_brain(subject: str, t1: nib.Nifti1Image, method: str, mask: nib.Nift
         raise ValueError(f"unknown skull-strip method {method!r}; expected one of {METHODS}")
     if not m.any():
         raise InputError(subject, mask_path or None, "brain mask is empty")
-    brain = np.where(m, robust_normalise(data, 0.5, 99.5, within=m), 0.0).astype(np.float32)
+    brain = np.where(m, robust_normalise(data, *percentiles, within=m), 0.0).astype(np.float32)
     return (nib.Nifti1Image(brain, t1.affine, t1.header), nib.Nifti1Image(m.astype(np.uint8), t1.affine))
 
 

@@ -6,34 +6,56 @@ both call these, so a batched run computes exactly what a per-subject run comput
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
+import numpy as np
 
-from .io import nib_to_ants, save_atomic
+from .errors import InputError
+from .io import nib_to_ants, save_atomic, write_text_atomic
 
 
-def preprocess_files(subject: str, t1: str, labels: str, settings: dict[str, Any], out_t1: str, out_labels: str) -> None:
+def preprocess_files(subject: str, t1: str, labels: str, settings: dict[str, Any], out_t1: str, out_labels: str,
+                     out_json: str) -> None:
+    """out_json: the raw scan's stats (QC reads them after skull stripping)."""
     from .preprocess import PreprocessSettings, preprocess_subject
 
     out = preprocess_subject(subject, t1, labels, settings=PreprocessSettings(**settings))
     save_atomic(out.t1, out_t1)
     save_atomic(out.labels, out_labels)
+    write_text_atomic(json.dumps({"source": t1, **out.raw}, indent=1) + "\n", out_json)
 
 
 def skullstrip_files(subject: str, t1: str, settings: dict[str, Any], raw_t1: str, mask: str, out_brain: str,
-                     out_mask: str) -> None:
-    """settings: config['skullstrip'] (its 'method' and the atlas settings); raw_t1, mask: the sheet's."""
+                     out_mask: str, percentiles: tuple[float, float], raw_json: str, qc: dict[str, Any],
+                     out_qc: str) -> dict[str, Any]:
+    """settings: config['skullstrip'] (its 'method' and the atlas settings); raw_t1, mask: the sheet's;
+    percentiles: config['preprocess']'s, for the brain's intensity scaling; raw_json: preprocessing's
+    stats of the raw scan; qc: config['qc']. Writes the subject's input verdict to out_qc, and with
+    qc.on_fail 'error' refuses a subject whose input fails it."""
+    from .qc import qc_settings, subject_qc
     from .skullstrip import AtlasSettings, extract_brain, provided_mask
 
     img = nib.load(t1)
     s = dict(settings)
     method = s.pop("method")
     given = provided_mask(subject, img, raw_t1, mask) if method == "provided" else None
-    brain, m = extract_brain(subject, img, method, given, AtlasSettings(**s), mask)
+    brain, m = extract_brain(subject, img, method, given, AtlasSettings(**s), mask, tuple(percentiles))
+    settings_qc = qc_settings(qc)
+    voxel_ml = float(np.prod(img.header.get_zooms()[:3])) / 1000.0
+    verdict = subject_qc(json.loads(Path(raw_json).read_text()), np.asanyarray(m.dataobj), voxel_ml, settings_qc)
+    level = logging.WARNING if verdict["qc"] != "pass" else logging.INFO
+    logging.getLogger("cohortreg").log(level, "%s: input QC %s%s", subject, verdict["qc"],
+                                       f" ({verdict['qc_reason']})" if verdict["qc_reason"] else "")
+    if verdict["qc"] == "fail" and settings_qc.on_fail == "error":
+        raise InputError(subject, raw_t1, f"input QC failed: {verdict['qc_reason']} (qc.on_fail: error)")
     save_atomic(brain, out_brain)
     save_atomic(m, out_mask)
+    write_text_atomic(json.dumps(verdict, indent=1) + "\n", out_qc)
+    return verdict
 
 
 def affine_files(fixed: str, moving: str, settings: dict[str, Any], out_mat: str) -> None:

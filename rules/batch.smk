@@ -14,6 +14,9 @@ rule subjects_batch:
         rows=batch_rows,
         preprocess=config["preprocess"],
         skullstrip=config["skullstrip"],
+        qc=config["qc"],
+        seed=config["seed"],
+        code=[CODE["preprocess"], CODE["skullstrip"]],
     log:
         L.batch("subjects", "logs"),
     benchmark:
@@ -37,6 +40,8 @@ rule affine_batch:
         out=L.out,
         pairs=batch_pairs,
         settings=config["affine"],
+        seed=config["seed"],
+        code=CODE["affine"],
     log:
         L.batch("init", "logs"),
     benchmark:
@@ -61,6 +66,8 @@ rule register_batch:
         out=L.out,
         pairs=batch_pairs,
         settings=method_params,
+        seed=config["seed"],
+        code=method_code,
     log:
         L.batch("{method}/register", "logs"),
     benchmark:
@@ -84,7 +91,8 @@ rule metrics_batch:
         stage="metrics",
         out=L.out,
         pairs=batch_pairs,
-        settings={},
+        settings=config["qc"],
+        code=CODE["metrics"],
     log:
         L.batch("{method}/metrics", "logs"),
     benchmark:

@@ -5,8 +5,9 @@ import os
 from snakemake.utils import validate
 
 from cohortreg.aggregate import PairResult, write_tables
-from cohortreg.batches import backdate_failed, batch_id, chunk
+from cohortreg.batches import auto_batch_size, backdate_failed, batch_id, chunk
 from cohortreg.paths import Layout
+from cohortreg.provenance import STAGES, fingerprint
 from cohortreg.registration import get_method
 from cohortreg.samples import SheetError, SubjectIndex, design_pairs, missing_files, read_sheet
 
@@ -24,7 +25,14 @@ ROW = SubjectIndex(SHEET)
 PAIRS = design_pairs(SHEET, config["design"], config.get("reference"), config.get("pairs"))
 METHODS = list(config["methods"])
 L = Layout(config["outdir"].rstrip("/"))
-BATCH_SIZE = int(config.get("batch_size", 1))
+BATCH_SIZE = auto_batch_size(config.get("batch_size", "auto"), len(SHEET))
+if config.get("batch_size", "auto") == "auto" and BATCH_SIZE > 1:
+    logger.info(f"CohortReg: {len(SHEET)} subjects: batch_size auto -> {BATCH_SIZE} (one job per {BATCH_SIZE} "
+                "subjects or pairs and stage; README: Very large cohorts)")
+# Which code makes each stage's outputs (cohortreg.provenance): a rule param, so that editing or
+# upgrading the engine reruns what it made (--rerun-triggers params) and nothing else.
+CODE = {stage: fingerprint(stage) for stage in STAGES}
+PERCENTILES = [config["preprocess"]["lower_percentile"], config["preprocess"]["upper_percentile"]]
 if BATCH_SIZE <= 1 and len(SHEET) >= 2000:  # bench/results/scale_dry_run.json: ~27 ms per subject to plan
     logger.warning(
         f"CohortReg: {len(SHEET)} subjects with batch_size 1 is about {7 * len(SHEET)} jobs; planning them alone "
@@ -136,6 +144,10 @@ def method_params(wildcards):
     return params_of(wildcards.method)
 
 
+def method_code(wildcards):
+    return fingerprint("register", wildcards.method)
+
+
 def row_value(key):
     """Param function: one sheet column of the job's subject."""
     return signed(lambda w: get_row(w)[key])
@@ -180,7 +192,7 @@ def write_partial_tables():
     """
     try:
         tables = [L.table("pairs"), L.table("labels"), L.table("summary")]
-        pairs = write_tables(RESULTS, *tables)
+        pairs = write_tables(RESULTS, *tables, qc=config["qc"])
         for t in tables:
             os.utime(t, (0, 0))
         bad = pairs[pairs["status"] != "ok"]
@@ -191,7 +203,7 @@ def write_partial_tables():
         logger.error(f"CohortReg: could not write partial tables: {exc}")
 
 
-for _f in (get_row, get_raw_inputs, get_mask_input, method_params):
+for _f in (get_row, get_raw_inputs, get_mask_input, method_params, method_code):
     signed(_f)
 
 RESULTS = pair_results()

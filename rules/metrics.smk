@@ -6,11 +6,18 @@ rule metrics_pair:
         fixed_labels=of(L.preproc_labels, "fixed"),
         moving_labels=of(L.preproc_labels, "moving"),
         fixed_mask=of(L.brain_mask, "fixed"),
+        fixed_brain=of(L.brain, "fixed"),
+        moving_qc=of(L.subject_qc, "moving"),
+        fixed_qc=of(L.subject_qc, "fixed"),
+        warped=rules.register_method.output.warped,
         warped_labels=rules.register_method.output.warped_labels,
         manifest=rules.register_method.output.manifest,
     output:
         json=L.method_file("metrics.json"),
         labels=L.method_file("labels.tsv"),
+    params:
+        qc=config["qc"],
+        code=CODE["metrics"],
     log:
         L.log("metrics"),
     benchmark:
@@ -37,6 +44,8 @@ rule aggregate:
     params:
         results=RESULTS,
         manifests=AGGREGATE_INPUTS["metrics"] if BATCH_SIZE > 1 else [],
+        qc=config["qc"],
+        code=CODE["aggregate"],
     log:
         f"{L.out}/logs/aggregate.log",
     threads: 1

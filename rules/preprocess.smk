@@ -1,4 +1,4 @@
-# Per subject: preprocessing then brain extraction.
+# Per subject: preprocessing then brain extraction (with the subject's input QC).
 
 
 rule preprocess_subject:
@@ -7,10 +7,12 @@ rule preprocess_subject:
     output:
         t1=L.preproc_t1,
         labels=L.preproc_labels,
+        json=L.preproc_json,
     params:
         t1=row_value("t1"),
         labels=row_value("labels"),
         settings=config["preprocess"],
+        code=CODE["preprocess"],
     log:
         L.log("preprocess"),
     benchmark:
@@ -28,13 +30,19 @@ rule skullstrip_subject:
     input:
         unpack(get_mask_input),
         t1=L.preproc_t1,
+        raw_json=L.preproc_json,
     output:
         brain=L.brain,
         mask=L.brain_mask,
+        qc=L.subject_qc,
     params:
         settings=config["skullstrip"],
+        percentiles=PERCENTILES,
+        qc=config["qc"],
+        seed=config["seed"],
         raw_t1=row_value("t1"),
         mask=row_value("mask"),
+        code=CODE["skullstrip"],
     log:
         L.log("skullstrip"),
     benchmark:

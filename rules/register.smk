@@ -9,6 +9,8 @@ rule register_affine:
         mat=L.affine,
     params:
         settings=config["affine"],
+        seed=config["seed"],
+        code=CODE["affine"],
     log:
         L.log("affine", pair=True),
     benchmark:
@@ -30,10 +32,12 @@ rule register_method:
         affine=L.affine,
     output:
         manifest=L.method_file("transforms.json"),
-        warped=L.method_file("sub-{moving}_space-{fixed}_desc-warped_T1w.nii.gz"),
-        warped_labels=L.method_file("sub-{moving}_space-{fixed}_desc-warped_dseg.nii.gz"),
+        warped=L.warped_t1,
+        warped_labels=L.warped_labels,
     params:
         method_params=method_params,
+        seed=config["seed"],
+        code=method_code,
     log:
         L.log("register"),
     benchmark:

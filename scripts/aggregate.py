@@ -1,9 +1,9 @@
-"""Snakemake adapter: cohort tables (cohortreg.aggregate)."""
+"""Snakemake adapter: cohort tables with the cohort-relative QC (cohortreg.aggregate)."""
 from cohortreg.jobs import job
-from cohortreg.aggregate import write_tables
+from cohortreg.aggregate import log_findings, write_tables
 
 smk = snakemake  # noqa: F821
 with job(smk, "aggregate") as log:
     pairs = write_tables(smk.params.results, smk.output.pairs, smk.output.labels, smk.output.summary,
-                         smk.params.manifests)
-    log.info("%d rows, %d failed", len(pairs), int((pairs["status"] != "ok").sum()))
+                         smk.params.manifests, smk.params.qc)
+    log_findings(pairs, log)

@@ -8,7 +8,7 @@ with job(smk, f"{smk.params.stage} batch") as log:
     L, w, p = Layout(smk.params.out), smk.wildcards, smk.params
     together = None
     if p.stage == "subjects":
-        items = subject_items(w.cohort, p.rows, p.preprocess, p.skullstrip, L)
+        items = subject_items(w.cohort, p.rows, p.preprocess, p.skullstrip, L, p.qc)
     else:
         method = getattr(w, "method", "affine")
         items = pair_items(p.stage, w.cohort, p.pairs, method, p.settings, L, smk.threads)

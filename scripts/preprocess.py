@@ -5,4 +5,4 @@ from cohortreg.stages import preprocess_files
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with job(smk, "preprocess"):
     preprocess_files(smk.wildcards.subject, smk.params.t1, smk.params.labels, smk.params.settings,
-                     smk.output.t1, smk.output.labels)
+                     smk.output.t1, smk.output.labels, smk.output.json)

@@ -1,5 +1,7 @@
 """Our nibabel<->ANTs bridge and our reading of ANTs transforms agree with ANTs itself."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,20 @@ def test_resampled_skull_stripped_scan_keeps_an_exactly_zero_background(tmp_path
     # a one-voxel partial-volume shell is brain too (1.25x here); the ringing made it the whole grid
     assert (out != 0).mean() < brain_fraction * 1.5, ((out != 0).mean(), brain_fraction)
     assert out.max() == 1.0
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_atomic_writes_keep_the_umask(tmp_path, umask):
+    import nibabel as nib
+
+    from cohortreg.io import save_atomic, write_text_atomic
+
+    old = os.umask(umask)
+    try:
+        write_text_atomic("x\n", tmp_path / "a.json")
+        save_atomic(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), tmp_path / "b.nii.gz")
+        open(tmp_path / "plain", "w").close()
+    finally:
+        os.umask(old)
+    want = 0o666 & ~umask
+    assert {oct(os.stat(tmp_path / n).st_mode & 0o777) for n in ("a.json", "b.nii.gz", "plain")} == {oct(want)}

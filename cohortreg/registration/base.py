@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..io import write_text_atomic
 from ..lazy_ants import import_ants
+from ..provenance import fingerprint
 
 
 @dataclass
@@ -105,5 +107,6 @@ def write_manifest(tx: Transforms, path: Path, method: str, params: dict[str, An
     doc["warp"] = rel(tx.warp) if tx.warp else None
     doc["method"] = method
     doc["params"] = params
+    doc["version"] = fingerprint("register", method)
     doc["usage"] = ("antsApplyTransforms -d 3 -i MOVING -r FIXED -o OUT " + " ".join(f"-t {p}" for p in doc["forward"]))
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(json.dumps(doc, indent=2) + "\n", path)

@@ -69,7 +69,7 @@ class TorchGreedy(RegistrationMethod):
     # crop_margin_mm: the engine works on the brains' bounding box plus this margin (crop.py);
     # 0 or null registers on the whole grid.
     _base = {"loss": "lncc", "window": 5, "lr": 0.15, "grad_sigma": 1.0, "warp_sigma": 0.75, "device": "auto",
-             "seed": 0, "crop_margin_mm": 16.0}
+             "seed": 0, "crop_margin_mm": 16.0, "smooth_weight": 0.0}
     presets = {
         "fast": {**_base, "scales": [4, 2], "iterations": [100, 50]},
         "default": {**_base, "scales": [4, 2, 1], "iterations": [100, 50, 25]},
@@ -111,7 +111,7 @@ class TorchGreedy(RegistrationMethod):
         p = self.params
         settings = GreedySettings(scales=tuple(p["scales"]), iterations=tuple(p["iterations"]), loss=p["loss"],
                                   window=int(p["window"]), lr=float(p["lr"]), grad_sigma=float(p["grad_sigma"]),
-                                  warp_sigma=float(p["warp_sigma"]))
+                                  warp_sigma=float(p["warp_sigma"]), smooth_weight=float(p.get("smooth_weight", 0.0)))
         full = tuple(f.shape[2:])
         margin_mm = p.get("crop_margin_mm") or 0.0
         if margin_mm > 0:

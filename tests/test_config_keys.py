@@ -1,0 +1,81 @@
+"""Every setting reaches the code: each leaf of the config schema is in some rule's params (so
+--rerun-triggers params reruns what depends on it) or is listed here with why it decides no output."""
+
+import re
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from tests.conftest import ROOT
+
+# Keys that decide which jobs exist or how they are scheduled, not what a job computes.
+NOT_OUTPUTS = {
+    "samples": "the sheet: which subjects (jobs) exist; their files are inputs, tracked by mtime",
+    "outdir": "where outputs go; a new outdir is a new study",
+    "design": "which pairs exist (jobs), not what a pair computes",
+    "reference": "which pairs exist: the reference's pairs are new jobs",
+    "pairs": "the pairs TSV: which pairs exist",
+    "methods": "which methods run (jobs); each method's settings are method_params",
+    "batch_size": "how jobs are grouped; a batch keeps items by stamp, results are the same",
+    "resources": "threads, memory and runtime requests of the scheduler",
+    "slurm": "partition, account and runtime cap of SLURM submissions",
+}
+CALLS = {"method_params": "method_params", "row_value": None, "method_code": None}
+
+
+def leaves(schema, prefix=""):
+    props = schema.get("properties")
+    if not props:
+        return [prefix]
+    return [leaf for k, v in props.items() for leaf in leaves(v, f"{prefix}.{k}" if prefix else k)]
+
+
+def params_paths():
+    """Config paths that appear in a params: block of any rule, e.g. 'preprocess' or 'preprocess.spacing'."""
+    out = set()
+    for smk in (ROOT / "rules").glob("*.smk"):
+        for block in re.findall(r"\n    params:\n((?:        .*\n)+)", smk.read_text()):
+            for chain in re.findall(r'config((?:\["[a-z_]+"\])+)', block):
+                out.add(".".join(re.findall(r'"([a-z_]+)"', chain)))
+            out |= {CALLS[f] for f in CALLS if re.search(rf"\b{f}\b", block) and CALLS[f]}
+    return out
+
+
+def test_every_schema_leaf_reaches_a_rule_or_says_why_not():
+    schema = yaml.safe_load((ROOT / "config" / "schemas" / "config.schema.yaml").read_text())
+    all_leaves = leaves(schema)
+    in_params = params_paths()
+    covered = lambda leaf, keys: any(leaf == k or leaf.startswith(k + ".") for k in keys)  # noqa: E731
+    orphans = [leaf for leaf in all_leaves if not covered(leaf, in_params) and not covered(leaf, NOT_OUTPUTS)]
+    assert orphans == [], f"config keys that no rule's params carry: {orphans}"
+    stale = [k for k in NOT_OUTPUTS if not any(leaf == k or leaf.startswith(k + ".") for leaf in all_leaves)]
+    assert stale == []
+    # the listed exemptions are really not params (else the list hides a rerun trigger)
+    assert not any(covered(k, in_params) for k in NOT_OUTPUTS)
+    assert {"preprocess", "skullstrip", "affine", "qc", "seed", "method_params"} <= in_params
+    # and every default in config.yaml is a schema key
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    flat = lambda d, p="": [x for k, v in d.items() for x in (flat(v, f"{p}{k}.") if isinstance(v, dict) and v else [p + k])]  # noqa: E731
+    assert [k for k in flat(cfg) if not covered(k, all_leaves) and not any(leaf.startswith(k) for leaf in all_leaves)] == []
+
+
+def test_the_conda_env_pins_what_pyproject_allows():
+    env = yaml.safe_load((ROOT / "envs" / "cohortreg.yaml").read_text())
+    pins = {}
+    for dep in env["dependencies"]:
+        for item in dep["pip"] if isinstance(dep, dict) else [dep]:
+            m = re.match(r"^([A-Za-z0-9_.-]+)\s*==?\s*([0-9][0-9.]*)$", item)
+            if m:
+                pins[m.group(1).lower()] = m.group(2)
+    aliases = {"torch": "pytorch", "snakemake": "snakemake-minimal"}
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    deps = re.search(r"dependencies = \[(.*?)\]", pyproject, re.S).group(1)
+    for spec in re.findall(r'"([^"]+)"', deps):
+        req = Requirement(spec)
+        name = aliases.get(req.name.lower(), req.name.lower())
+        assert name in pins, f"{req.name} is a dependency in pyproject.toml but not pinned in envs/cohortreg.yaml"
+        v = pins[name]
+        assert req.specifier.contains(Version(v + ".0" if v.count(".") == 0 else v), prereleases=True), \
+            f"envs/cohortreg.yaml pins {name}={v}, which pyproject.toml's {spec!r} refuses"

@@ -1,0 +1,116 @@
+"""Label-free QC: implausible inputs, a mirrored header, cohort outliers, a non-zero background."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohortreg.errors import InputError
+from cohortreg.preprocess import PreprocessSettings, preprocess_subject
+from cohortreg.qc import QCSettings, cohort_qc, lncc, pair_qc, raw_intensity_stats, robust_z, subject_qc
+from cohortreg.skullstrip import extract_brain
+from cohortreg.stages import preprocess_files, skullstrip_files
+from tests.conftest import phantom, save
+
+FAST = PreprocessSettings(spacing=None)
+STRIP = {"method": "none", "template": "", "template_mask": "", "spacing": 2.0, "syn_iterations": [40, 20, 0],
+         "threshold": 0.5, "refine_mm": 0.0}
+PHANTOM_QC = {"brain_ml": [10, 3000]}  # a phantom is ~100 mL; real brains use the default range
+
+
+def strip_subject(tmp_path, t1_path, qc=PHANTOM_QC, name="S1"):
+    out = {k: str(tmp_path / f"{name}_{k}") for k in ("t1.nii.gz", "lab.nii.gz", "raw.json", "brain.nii.gz",
+                                                         "mask.nii.gz", "qc.json")}
+    preprocess_files(name, t1_path, "", {"spacing": None}, out["t1.nii.gz"], out["lab.nii.gz"], out["raw.json"])
+    return skullstrip_files(name, out["t1.nii.gz"], STRIP, t1_path, "", out["brain.nii.gz"], out["mask.nii.gz"],
+                            (0.5, 99.5), out["raw.json"], qc, out["qc.json"])
+
+
+def test_a_good_subject_passes_and_an_int16_cast_one_fails(tmp_path):
+    t1, _ = phantom()
+    good = strip_subject(tmp_path, save(t1 * 1000, tmp_path / "good.nii.gz"))
+    assert good["qc"] == "pass" and good["levels"] > 1000 and 50 < good["brain_ml"] < 150
+    # float [0, 1] stored as int16: a handful of voxels and levels are left
+    cast = save((t1 * 1.2).astype(np.int16), tmp_path / "cast.nii.gz")
+    bad = strip_subject(tmp_path, cast, name="S2")
+    assert bad["qc"] == "fail" and "distinct intensity levels" in bad["qc_reason"]
+    with pytest.raises(InputError) as exc:  # qc.on_fail: error refuses it, naming subject and file
+        strip_subject(tmp_path, cast, qc={**PHANTOM_QC, "on_fail": "error"}, name="S3")
+    assert "subject 'S3'" in str(exc.value) and cast in str(exc.value) and "input QC failed" in str(exc.value)
+
+
+def test_brain_volume_range_is_config():
+    mask = np.ones((10, 10, 10), bool)  # 1000 voxels of 1 mL = 1000 mL
+    raw = raw_intensity_stats(np.random.default_rng(0).random((10, 10, 10)))
+    assert subject_qc(raw, mask, 1.0, QCSettings())["qc"] == "pass"
+    assert "brain volume 1000 mL" in subject_qc(raw, mask, 1.0, QCSettings(brain_ml=(1200, 2000)))["qc_reason"]
+
+
+def test_a_non_zero_background_is_shifted_not_mistaken_for_brain(tmp_path):
+    t1, _ = phantom()
+    ref = preprocess_subject("S1", save(t1 * 1000, tmp_path / "a.nii.gz"), settings=FAST)
+    shifted = preprocess_subject("S1", save(t1 * 1000 - 500, tmp_path / "b.nii.gz"), settings=FAST)
+    assert shifted.raw["background"] == -500
+    np.testing.assert_allclose(shifted.t1.get_fdata(), ref.t1.get_fdata(), atol=1e-5)
+    brain, mask = extract_brain("S1", shifted.t1, "none")
+    assert np.asanyarray(mask.dataobj).sum() == np.count_nonzero(t1)
+    # a border value that is not the darkest: refused with what was expected
+    odd = np.where(t1 > 0, t1 * 1000 - 900, 0.0).astype(np.float32) + 100
+    p = save(odd, tmp_path / "odd.nii.gz")
+    with pytest.raises(InputError, match="expected the background at the scan's lowest value") as exc:
+        preprocess_subject("S1", p, settings=FAST)
+    assert "subject 'S1'" in str(exc.value) and p in str(exc.value)
+
+
+def test_percentiles_reach_the_brain_image(tmp_path):
+    t1, _ = phantom()
+    img = preprocess_subject("S1", save(t1 * 1000, tmp_path / "a.nii.gz"), settings=FAST).t1
+    b1, _ = extract_brain("S1", img, "none", percentiles=(0.5, 99.5))
+    b2, _ = extract_brain("S1", img, "none", percentiles=(10, 90))
+    inside = np.asanyarray(b1.dataobj) > 0
+    assert np.mean(np.asanyarray(b2.dataobj)[inside] >= 1.0) > np.mean(np.asanyarray(b1.dataobj)[inside] >= 1.0) + 0.05
+
+
+def test_lncc_is_high_for_the_same_image_and_low_for_noise():
+    t1, lab = phantom()
+    noise = np.random.default_rng(1).random(t1.shape).astype(np.float32)
+    assert lncc(t1, t1, lab > 0) > 0.99 and lncc(t1, noise, lab > 0) < 0.2
+
+
+def table(lnccs, handed=None):
+    n = len(lnccs)
+    df = pd.DataFrame({"cohort": "c", "moving": [f"{i:02d}" for i in range(1, n + 1)], "fixed": "00", "method": "torch",
+                       "lncc": lnccs, "sdlogj": 0.3 + 0.01 * np.arange(n) % 0.03, "status": "ok", "qc": "pass",
+                       "qc_reason": ""})
+    h = {("c", "00"): 1, **{("c", m): 1 for m in df.moving}, **(handed or {})}
+    return cohort_qc(df, h, QCSettings())
+
+
+def test_cohort_outliers_and_a_mirrored_header_are_flagged_good_pairs_are_not():
+    rng = np.random.default_rng(0)
+    lnccs = list(0.89 + 0.005 * rng.standard_normal(10))
+    out = table(lnccs)
+    assert (out.qc == "pass").all()
+    out = table(lnccs[:-1] + [0.70])  # one pair far below its cohort: fails, with the robust z
+    assert out.qc.iloc[-1] == "fail" and "below its cohort" in out.qc_reason.iloc[-1] and (out.qc.iloc[:-1] == "pass").all()
+    out = table(lnccs, handed={("c", "03"): -1})
+    assert out.qc.iloc[2] == "fail" and "suspected left-right flip" in out.qc_reason.iloc[2]
+    assert (out.drop(index=2).qc == "pass").all()
+
+
+def test_pair_qc_carries_the_inputs_and_folding():
+    qc, why = pair_qc([("moving", {"qc": "fail", "qc_reason": "brain volume 3 mL outside"}), ("fixed", {"qc": "pass"})],
+                      0.0, QCSettings())
+    assert qc == "fail" and why == "moving: brain volume 3 mL outside"
+    qc, why = pair_qc([], 0.05, QCSettings())
+    assert qc == "fail" and "folds" in why
+    assert abs(robust_z(np.array([1.0, 1.0, 1.0, 1.0]))).max() == 0
+
+
+def test_sidecars_are_json(tmp_path):
+    t1, _ = phantom()
+    strip_subject(tmp_path, save(t1 * 1000, tmp_path / "good.nii.gz"))
+    doc = json.loads((tmp_path / "S1_qc.json").read_text())
+    assert doc["qc"] == "pass" and doc["handedness"] == 1 and isinstance(nib.load(tmp_path / "S1_mask.nii.gz"), nib.Nifti1Image)

@@ -8,11 +8,13 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+include: "rules/resources.smk"
 include: "rules/common.smk"
+include: "rules/results.smk"
 include: "rules/preprocess.smk"
 include: "rules/register.smk"
-include: "rules/metrics.smk"
 include: "rules/batch.smk"
+include: "rules/metrics.smk"
 
 
 rule all:

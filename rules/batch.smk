@@ -3,6 +3,79 @@
 # manifest; the per-subject rules stay defined but nothing asks for their outputs.
 
 
+# Batches (config batch_size > 1, rules/batch.smk): consecutive subjects of a cohort in sheet order,
+# and consecutive pairs of a cohort in design order. Appending subjects to a sheet only touches the
+# cohort's last batch; a batch job keeps its finished items (cohortreg.batches).
+SUBJECT_BATCHES, SUBJECT_BATCH, PAIR_BATCHES = {}, {}, {}
+if BATCH_SIZE > 1:
+    for _c, _s in SHEET.index:
+        SUBJECT_BATCHES.setdefault(_c, []).append(_s)
+    SUBJECT_BATCHES = {c: chunk(s, BATCH_SIZE) for c, s in SUBJECT_BATCHES.items()}
+    SUBJECT_BATCH = {(c, s): batch_id(i) for c, bs in SUBJECT_BATCHES.items() for i, b in enumerate(bs) for s in b}
+    for _p in PAIRS:
+        PAIR_BATCHES.setdefault(_p.cohort, []).append((_p.moving, _p.fixed))
+    PAIR_BATCHES = {c: chunk(p, BATCH_SIZE) for c, p in PAIR_BATCHES.items()}
+
+
+def batch_rows(wildcards):
+    c = wildcards.cohort
+    return [{"subject": s, **ROW(c, s)} for s in SUBJECT_BATCHES[c][int(wildcards.batch)]]
+
+
+def batch_raw_inputs(wildcards):
+    """The batch's raw files that exist (a missing one fails its subject only, inside the job)."""
+    keys = ("t1", "labels", "mask") if config["skullstrip"]["method"] == "provided" else ("t1", "labels")
+    return [r[k] for r in batch_rows(wildcards) for k in keys if r[k] and os.path.exists(r[k])]
+
+
+def batch_pairs(wildcards):
+    return PAIR_BATCHES[wildcards.cohort][int(wildcards.batch)]
+
+
+def batch_subject_manifests(wildcards):
+    """Subject-batch manifests of every subject in this pair batch (the reference's batch included)."""
+    c = wildcards.cohort
+    ids = sorted({SUBJECT_BATCH[(c, s)] for pair in batch_pairs(wildcards) for s in pair})
+    return [L.batch("subjects").format(cohort=c, batch=b) for b in ids]
+
+
+def batch_manifests():
+    """Every batch job's manifest: the last stages' are the aggregation's inputs."""
+    out = [L.batch("subjects").format(cohort=c, batch=batch_id(i)) for c, bs in SUBJECT_BATCHES.items()
+           for i in range(len(bs))]
+    for c, bs in PAIR_BATCHES.items():
+        for i in range(len(bs)):
+            b = batch_id(i)
+            out.append(L.batch("affine").format(cohort=c, batch=b))
+            out += [L.batch(f"{m}/{stage}").format(cohort=c, batch=b) for m in METHODS for stage in ("register", "metrics")]
+    return out
+
+
+def retry_failed_batches(fail=False):
+    """batch_size > 1: backdate the manifests of batches with failed items (and the tables), so the
+    next run retries those items; say which failed. fail: then end the run with an error, as a
+    failed per-subject job would (a batch job itself succeeds so that its other subjects go on)."""
+    if BATCH_SIZE <= 1:
+        return
+    failed = backdate_failed(m for m in batch_manifests() if os.path.exists(m))
+    if failed:
+        for t in (L.table("pairs"), L.table("labels"), L.table("summary")):
+            if os.path.exists(t):
+                os.utime(t, (0, 0))
+        logger.error(f"CohortReg: {len(failed)} batch items failed or were skipped (their logs say why; "
+                     f"{L.table('pairs')} lists the pairs); the next run retries them:")
+        for name in failed[:50]:
+            logger.error(f"  {name}")
+        if fail:
+            from snakemake.exceptions import WorkflowError
+
+            raise WorkflowError(f"CohortReg: {len(failed)} batch items failed (listed above)")
+
+
+for _f in (batch_rows, batch_raw_inputs, batch_pairs, batch_subject_manifests):
+    signed(_f)
+
+
 rule subjects_batch:
     input:
         batch_raw_inputs,
@@ -34,7 +107,7 @@ rule affine_batch:
     input:
         batch_subject_manifests,
     output:
-        manifest=L.batch("init"),
+        manifest=L.batch("affine"),
     params:
         stage="affine",
         out=L.out,
@@ -43,9 +116,9 @@ rule affine_batch:
         seed=config["seed"],
         code=CODE["affine"],
     log:
-        L.batch("init", "logs"),
+        L.batch("affine", "logs"),
     benchmark:
-        L.batch("init", "benchmarks")
+        L.batch("affine", "benchmarks")
     threads: res("affine", "threads")
     resources:
         mem_mb=grows("affine", "mem_mb"),
@@ -58,7 +131,7 @@ rule affine_batch:
 rule register_batch:
     input:
         batch_subject_manifests,
-        L.batch("init"),
+        L.batch("affine"),
     output:
         manifest=L.batch("{method}/register"),
     params:

@@ -1,7 +1,7 @@
 # Per pair: affine initialisation, then each configured method (a plug-in by name).
 
 
-rule register_affine:
+rule affine_pair:
     input:
         fixed=of(L.brain, "fixed"),
         moving=of(L.brain, "moving"),

@@ -70,4 +70,4 @@ def test_profile_install_makes_the_short_name_work_and_never_clobbers(tmp_path, 
     for name in ("slurm", "cohortreg-slurm", "profiles/slurm"):  # short forms from any folder, the long one from the root
         r = run_snakemake("-n", "--profile", name, "--config", sheet, f"outdir={tmp_path / 'out'}", "methods=[affine]",
                           cwd=ROOT, timeout=300)
-        assert r.returncode == 0 and "register_affine" in r.stdout, (name, r.stderr[-2000:])
+        assert r.returncode == 0 and "affine_pair" in r.stdout, (name, r.stderr[-2000:])

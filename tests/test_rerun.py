@@ -71,7 +71,7 @@ def test_adding_a_subject_runs_only_that_subject(finished):
         write(d, ["S01", "S02", "S03"])
     subjects = {w.get("subject") or w.get("moving") for r, w in jobs if r != "aggregate"}
     assert subjects == {"S04"}, jobs
-    assert Counter(r for r, _ in jobs) == {"preprocess_subject": 1, "skullstrip_subject": 1, "register_affine": 1,
+    assert Counter(r for r, _ in jobs) == {"preprocess_subject": 1, "skullstrip_subject": 1, "affine_pair": 1,
                                            "register_method": 2, "metrics_pair": 2, "aggregate": 1}, jobs
 
 
@@ -97,8 +97,8 @@ def test_changing_one_methods_parameters_reruns_that_method_only(finished):
 
 def test_changing_the_reference_reruns_its_pairs_only(finished):
     jobs = plan(finished, "reference={lpba40: S02}")
-    assert {r for r, _ in jobs} == {"register_affine", "register_method", "metrics_pair", "aggregate"}, jobs
-    assert {(w["moving"], w["fixed"]) for r, w in jobs if r == "register_affine"} == {("S01", "S02"), ("S03", "S02")}
+    assert {r for r, _ in jobs} == {"affine_pair", "register_method", "metrics_pair", "aggregate"}, jobs
+    assert {(w["moving"], w["fixed"]) for r, w in jobs if r == "affine_pair"} == {("S01", "S02"), ("S03", "S02")}
 
 
 def test_a_killed_run_resumes_and_keeps_finished_results(tmp_path):

@@ -226,7 +226,7 @@ def run_faults(work: Path) -> dict:
     if os.geteuid() == 0 and shutil.which("mount"):
         mnt.mkdir(exist_ok=True)
         subprocess.run(["umount", str(mnt)], capture_output=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True)
         try:
             c = cfg(mnt / "out")
             r1 = snakemake("--cores", "1", "--keep-going", "--configfile", c)

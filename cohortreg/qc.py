@@ -37,6 +37,8 @@ class QCSettings:
     z_warn: float = 3.5               # robust |z| against the cohort and method: warn
     z_fail: float = 7.0               # ... and fail
     min_cohort: int = 5               # pairs of a cohort and method needed for robust z-scores
+    min_spread: float = 0.02          # robust scale at least this fraction of the median: a tight cohort
+                                      # (LNCC 0.85 +- 0.005) must not turn a 0.02 difference into z = 4
     max_folding: float = 0.01         # folding fraction above this fails the pair
     flip_majority: float = 0.75       # share of a cohort with one handedness for a lone other to be suspect
 
@@ -136,15 +138,13 @@ def pair_qc(subjects: Iterable[tuple[str, dict[str, Any]]], folding: float, sett
     return v.qc, v.reason
 
 
-def robust_z(values: np.ndarray) -> np.ndarray:
-    """(x - median) / (1.4826 MAD): a z-score that a few outliers cannot hide behind.
-
-    With a MAD of ~0 (identical values) it uses 1e-3 of the median's size, so ties are not outliers.
-    """
+def robust_z(values: np.ndarray, min_spread: float = 0.02) -> np.ndarray:
+    """(x - median) / max(1.4826 MAD, min_spread |median|): a z-score that a few outliers cannot hide
+    behind, and that differences too small to matter cannot inflate."""
     x = np.asarray(values, dtype=float)
     med = np.nanmedian(x)
     mad = 1.4826 * np.nanmedian(np.abs(x - med))
-    scale = max(mad, 1e-3 * abs(med), 1e-9)
+    scale = max(mad, min_spread * abs(med), 1e-9)
     return (x - med) / scale
 
 
@@ -163,12 +163,13 @@ def cohort_qc(pairs: Any, handed: dict[tuple[str, str], int], settings: QCSettin
         rows = [pairs.index.get_loc(i) for i in idx]
         if len(rows) < settings.min_cohort:
             continue
-        for col, sign, what in (("lncc", -1, "similarity to the fixed image (LNCC)"),
-                                ("sdlogj", 1, "warp irregularity (sdlogj)")):
-            z = robust_z(pairs[col].to_numpy(dtype=float)[rows])
+        # Low similarity can fail a pair; an irregular warp only warns (folding has its own limit).
+        for col, sign, top, what in (("lncc", -1, "fail", "similarity to the fixed image (LNCC)"),
+                                     ("sdlogj", 1, "warn", "warp irregularity (sdlogj)")):
+            z = robust_z(pairs[col].to_numpy(dtype=float)[rows], settings.min_spread)
             for r, zi in zip(rows, z):
                 if sign * zi > settings.z_warn:
-                    level = "fail" if sign * zi > settings.z_fail else "warn"
+                    level = top if sign * zi > settings.z_fail else "warn"
                     verdicts[r].add(level, f"{what} {'below' if sign < 0 else 'above'} its cohort and method "
                                            f"(robust z {zi:+.1f})")
     for cohort in pairs["cohort"].unique():

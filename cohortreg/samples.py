@@ -77,11 +77,19 @@ def _suspect_rows(table: pd.DataFrame, schema: dict[str, Any]) -> np.ndarray:
     return bad
 
 
-def read_sheet(path: str | os.PathLike, schema_dir: Path | None = None) -> pd.DataFrame:
-    """Read a TSV sheet or a BIDS dataset root into a validated table indexed by (cohort, subject)."""
+def read_sheet(path: str | os.PathLike, schema_dir: Path | None = None, bids: dict[str, Any] | None = None
+               ) -> pd.DataFrame:
+    """Read a TSV sheet or a BIDS dataset root into a validated table indexed by (cohort, subject).
+
+    bids: config 'bids' (entity filters and the participants.tsv column that is the cohort)."""
     path = Path(path)
     if path.is_dir():
-        table = bids_to_sheet(path)
+        from .bids_input import BidsError, bids_to_sheet
+
+        try:
+            table = bids_to_sheet(path, bids)
+        except BidsError as exc:
+            raise SheetError(str(exc)) from None
         base = path
         source = f"BIDS dataset {path}"
     else:
@@ -135,26 +143,6 @@ def missing_files(table: pd.DataFrame) -> list[str]:
             if p and not os.path.exists(p):
                 out.append(f"{row.cohort}/{row.subject}: {col} file {p!r} does not exist")
     return out
-
-
-_BIDS_T1 = re.compile(r"^sub-(?P<sub>[A-Za-z0-9]+)(_ses-(?P<ses>[A-Za-z0-9]+))?(_[A-Za-z0-9]+-[A-Za-z0-9]+)*_T1w\.nii(\.gz)?$")
-
-
-def bids_to_sheet(root: Path, cohort: str | None = None) -> pd.DataFrame:
-    """One cohort from a BIDS root: sub-*/[ses-*/]anat/*_T1w.nii[.gz]; the first T1w per session wins."""
-    root = Path(root)
-    cohort = cohort or re.sub(r"[^A-Za-z0-9_-]", "_", root.resolve().name)
-    rows: dict[str, dict[str, str]] = {}
-    for anat in sorted(root.glob("sub-*/anat")) + sorted(root.glob("sub-*/ses-*/anat")):
-        for f in sorted(anat.iterdir()):
-            m = _BIDS_T1.match(f.name)
-            if not m:
-                continue
-            sid = m["sub"] if not m["ses"] else f"{m['sub']}_ses-{m['ses']}"
-            rows.setdefault(sid, {"cohort": cohort, "subject": sid, "t1": str(f.relative_to(root))})
-    if not rows:
-        raise SheetError(f"BIDS dataset {str(root)!r}: no sub-*/[ses-*/]anat/*_T1w.nii[.gz] found")
-    return pd.DataFrame(list(rows.values()), dtype=str)
 
 
 def references(table: pd.DataFrame, chosen: dict[str, str] | None = None) -> dict[str, str]:

@@ -18,7 +18,7 @@ if not config["samples"]:
         "no sample sheet: run with --config samples=PATH (a TSV with columns cohort, subject, t1 "
         "[, labels, mask, split] or a BIDS root); `cohortreg-demo DIR` makes a synthetic one"
     )
-SHEET = read_sheet(config["samples"])
+SHEET = read_sheet(config["samples"], bids=config.get("bids"))
 for _msg in missing_files(SHEET):
     logger.warning(f"CohortReg: {_msg} (that subject's jobs will fail; the others run with --keep-going)")
 ROW = SubjectIndex(SHEET)

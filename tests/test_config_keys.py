@@ -18,6 +18,7 @@ NOT_OUTPUTS = {
     "reference": "which pairs exist: the reference's pairs are new jobs",
     "pairs": "the pairs TSV: which pairs exist",
     "methods": "which methods run (jobs); each method's settings are method_params",
+    "bids": "which files of a BIDS root are the subjects' T1s: they are the jobs' inputs, tracked as such",
     "batch_size": "how jobs are grouped; a batch keeps items by stamp, results are the same",
     "resources": "threads, memory and runtime requests of the scheduler",
     "slurm": "partition, account and runtime cap of SLURM submissions",

@@ -95,6 +95,9 @@ def test_cohort_outliers_and_a_mirrored_header_are_flagged_good_pairs_are_not():
     assert (out.qc == "pass").all()
     out = table(lnccs[:-1] + [0.70])  # one pair far below its cohort: fails, with the robust z
     assert out.qc.iloc[-1] == "fail" and "below its cohort" in out.qc_reason.iloc[-1] and (out.qc.iloc[:-1] == "pass").all()
+    out = table(lnccs)
+    out = cohort_qc(out.assign(sdlogj=[0.36] * 9 + [0.9]), {}, QCSettings())  # an irregular warp warns, never fails
+    assert out.qc.iloc[-1] == "warn" and "warp irregularity" in out.qc_reason.iloc[-1]
     out = table(lnccs, handed={("c", "03"): -1})
     assert out.qc.iloc[2] == "fail" and "suspected left-right flip" in out.qc_reason.iloc[2]
     assert (out.drop(index=2).qc == "pass").all()
@@ -107,6 +110,9 @@ def test_pair_qc_carries_the_inputs_and_folding():
     qc, why = pair_qc([], 0.05, QCSettings())
     assert qc == "fail" and "folds" in why
     assert abs(robust_z(np.array([1.0, 1.0, 1.0, 1.0]))).max() == 0
+    # a tight cohort: 0.02 below a median of 0.85 is no outlier; 0.27 below is
+    z = robust_z(np.array([0.85, 0.851, 0.849, 0.852, 0.848, 0.83, 0.58]))
+    assert abs(z[5]) < 3.5 and z[6] < -7
 
 
 def test_sidecars_are_json(tmp_path):

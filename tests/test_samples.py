@@ -55,6 +55,37 @@ def test_bids_root_is_a_cohort(tmp_path):
     assert sheet.iloc[0]["t1"].endswith("sub-01/anat/sub-01_T1w.nii.gz")
 
 
+def bids_tree(root, names):
+    for rel in names:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"")
+    (root / "dataset_description.json").write_text('{"Name": "t", "BIDSVersion": "1.8.0"}')
+
+
+def test_bids_entities_sessions_runs_and_participants(tmp_path):
+    root = tmp_path / "study"
+    bids_tree(root, ["sub-10/ses-2/anat/sub-10_ses-2_T1w.nii.gz", "sub-10/ses-1/anat/sub-10_ses-1_T1w.nii.gz",
+                     "sub-2/ses-1/anat/sub-2_ses-1_run-1_T1w.nii.gz", "sub-2/ses-1/anat/sub-2_ses-1_run-2_T1w.nii.gz",
+                     "sub-10/ses-1/anat/sub-10_ses-1_acq-fast_T1w.nii.gz"])
+    (root / "participants.tsv").write_text("participant_id\tsite\tage\nsub-10\tsiteB\t31\nsub-2\tsiteA\t40\n")
+    # several images for one subject and session: named, with the filters that pick one
+    with pytest.raises(SheetError) as exc:
+        read_sheet(root)
+    msg = str(exc.value)
+    assert "sub-2 ses-1: 2 T1w images (sub-2_ses-1_run-1_T1w.nii.gz, sub-2_ses-1_run-2_T1w.nii.gz)" in msg
+    assert "sub-10 ses-1: 2 T1w images" in msg and "bids: {acq" in msg
+    (root / "sub-10/ses-1/anat/sub-10_ses-1_acq-fast_T1w.nii.gz").unlink()
+    # run 2 picks sub-2's image; sub-10 has no run entity and keeps its own. Sorted as BIDS orders
+    # subjects (2 before 10), sessions kept on the subject, participants.tsv's columns joined.
+    sheet = read_sheet(root, bids={"run": 2, "cohort_column": "site"})
+    assert list(sheet["subject"]) == ["2_ses-1", "10_ses-1", "10_ses-2"]
+    assert list(sheet["cohort"]) == ["siteA", "siteB", "siteB"] and list(sheet["age"]) == ["40", "31", "31"]
+    assert list(sheet["session"]) == ["1", "1", "2"] and sheet.iloc[0]["t1"].endswith("sub-2_ses-1_run-2_T1w.nii.gz")
+    sheet = read_sheet(root, bids={"ses": "2"})
+    assert list(sheet["subject"]) == ["10_ses-2"] and set(sheet["cohort"]) == {"study"}
+
+
 def test_reference_design_and_configured_reference(tmp_path):
     sheet = read_sheet(write(tmp_path, "cohort\tsubject\tt1\na\t1\tx\na\t2\tx\na\t3\tx\nb\t9\tx\nb\t8\tx\n"))
     pairs = design_pairs(sheet, "reference")

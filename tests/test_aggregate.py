@@ -66,3 +66,23 @@ def test_tables_from_batch_manifests_equal_tables_from_files(tmp_path):
     assert labels_manifests == labels_files.replace("c\t04\t01\tants\t1\t0.7\t3\t10\t12\n", "").replace(
         "c\t04\t01\tants\t2\t0.8\t4\t5\t6\n", "")
     assert from_manifests.loc[2, "status"] == "failed"
+
+
+def test_rows_of_two_code_versions_are_said_and_flags_listed_worst_first(tmp_path, caplog):
+    import logging
+
+    from cohortreg.aggregate import log_findings
+
+    results = [pair(tmp_path, m) for m in ("02", "03", "04")]
+    for r, version, qc in zip(results, ("0.1.0+aaaa", "0.1.0+bbbb", "0.1.0+bbbb"), ("pass", "warn", "fail")):
+        rec = json.loads(open(r.metrics).read())
+        open(r.metrics, "w").write(json.dumps({**rec, "version": version, "qc": qc, "qc_reason": f"because {qc}"}))
+    out = [str(tmp_path / f"{n}.tsv") for n in ("pairs", "labels", "summary")]
+    pairs = write_tables(results, *out)
+    assert list(pairs["version"]) == ["0.1.0+aaaa", "0.1.0+bbbb", "0.1.0+bbbb"]
+    summary = pd.read_csv(out[2], sep="\t")
+    assert summary.versions.item() == "0.1.0+aaaa,0.1.0+bbbb" and (summary.n_qc_warn.item(), summary.n_qc_fail.item()) == (1, 1)
+    with caplog.at_level(logging.INFO, logger="test"):
+        log_findings(pairs, logging.getLogger("test"))
+    text = caplog.text
+    assert text.index("QC fail: c/04") < text.index("QC warn: c/03") and "2 code versions" in text

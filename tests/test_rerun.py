@@ -101,6 +101,27 @@ def test_changing_the_reference_reruns_its_pairs_only(finished):
     assert {(w["moving"], w["fixed"]) for r, w in jobs if r == "affine_pair"} == {("S01", "S02"), ("S03", "S02")}
 
 
+def test_editing_the_torch_engine_reruns_what_it_made_only(finished, tmp_path):
+    """The rules' params carry a fingerprint of the code each stage runs (cohortreg.provenance): a copy
+    of the workflow with the torch engine edited reruns torch's registrations, nothing else.
+    (A copy of the whole workflow: Snakemake puts the Snakefile's folder first on sys.path.)"""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    for part in ("Snakefile", "rules", "scripts", "config", "cohortreg"):
+        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
+        kw = {"symlinks": True, "ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / part).is_dir() else {}
+        copy(ROOT / part, wf / part, **kw)
+    with open(wf / "cohortreg" / "torchreg" / "greedy.py", "a") as fh:
+        fh.write("\n# an edit of the engine\n")
+    env = {**os.environ, "PYTHONPATH": str(wf)}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(wf / "Snakefile"), "-n", *map(str, args(finished))]
+    r = subprocess.run(cmd, cwd=finished, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs = planned_jobs(r.stdout + r.stderr)
+    assert Counter(r for r, _ in jobs) == {"register_method": 2, "metrics_pair": 2, "aggregate": 1}, jobs
+    assert {w["method"] for r, w in jobs if r != "aggregate"} == {"torch"}
+
+
 def test_a_killed_run_resumes_and_keeps_finished_results(tmp_path):
     d = tmp_path
     make_cohort(d, ["S01", "S02", "S03"])

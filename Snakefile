@@ -13,6 +13,7 @@ include: "rules/common.smk"
 include: "rules/results.smk"
 include: "rules/preprocess.smk"
 include: "rules/register.smk"
+include: "rules/learn.smk"
 include: "rules/batch.smk"
 include: "rules/metrics.smk"
 

@@ -325,7 +325,7 @@ def register_together(method: str, settings: dict[str, Any], threads: int = 1
     from .pair import register_pairs
     from .registration import get_method
 
-    if get_method(method)(settings, threads).stack_size() <= 1:
+    if get_method(method, settings)(settings, threads).stack_size() <= 1:
         return None
 
     def run(todo: list[Item]) -> dict[str, float]:

@@ -29,7 +29,7 @@ def register_pairs(method: str, params: dict[str, Any], jobs: list[tuple[str, ..
     jobs: (fixed, moving, moving_labels, affine, out_manifest, out_warped, out_warped_labels) each.
     Raises if any pair fails; a caller that wants the others' results retries them one by one.
     """
-    impl = get_method(method)(params, threads)
+    impl = get_method(method, params)(params, threads)
     loaded = [tuple(nib_to_ants(nib.load(p)) for p in job[:3]) for job in jobs]
     for job in jobs:
         Path(job[4]).parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +43,7 @@ def register_pairs(method: str, params: dict[str, Any], jobs: list[tuple[str, ..
         tx.extra["register_seconds"] = seconds
         save_atomic(ants_to_nib(warped, np.float32), job[5])
         save_atomic(ants_to_nib(warped_labels, np.int32), job[6])
-        write_manifest(tx, Path(job[4]), method, impl.params)
+        write_manifest(tx, Path(job[4]), method, impl.params, impl.name)
         out.append(tx.extra)
     return out
 

@@ -9,6 +9,7 @@ with real values to find a file. The tree a person browses:
     OUT/metrics/                                 pairs.tsv, labels.tsv, summary.tsv
     OUT/logs/, OUT/benchmarks/                   one log and one benchmark per subject or pair
     OUT/batches/{cohort}/                        batch_size > 1: one manifest per batch job
+    OUT/models/{model}/                          a learned method's model.pt, training curve, checkpoints
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class Layout:
     @property
     def warped_labels(self) -> str:
         return self.method_file("sub-{moving}_space-{fixed}_desc-warped_dseg.nii.gz")
+
+    # learned models (rules/learn.smk): OUT/models/{model}/model.pt, training.tsv, training.png, checkpoints/
+    def model(self, name: str = "model.pt") -> str:
+        return self._p("models/{model}/" + name)
 
     # cohort tables
     def table(self, name: str) -> str:

@@ -29,12 +29,15 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "register": (_COMMON + ("pair.py", "registration/base.py", "registration/__init__.py"), ("antspyx", "nibabel")),
     "metrics": (_COMMON + ("pair.py", "metrics.py", "qc.py"), ("nibabel", "numpy", "scipy")),
     "aggregate": (("__init__.py", "aggregate.py", "qc.py", "provenance.py"), ("pandas", "numpy")),
+    "learn": (_COMMON + ("learn", "metrics.py", "torchreg"), ("torch", "monai", "antspyx")),
 }
 # A method's own code on top of the register stage's (cohortreg.registration's classes).
 METHODS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "affine": (("registration/affine.py",), ()),
     "ants": (("registration/ants_syn.py",), ()),
     "torch": (("registration/torch_greedy.py", "torchreg"), ("torch",)),
+    "learned": (("registration/torch_greedy.py", "registration/learned.py", "torchreg", "learn"), ("torch", "monai")),
+    "learned_io": (("registration/torch_greedy.py", "registration/learned.py", "torchreg", "learn"), ("torch", "monai")),
 }
 
 

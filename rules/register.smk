@@ -26,6 +26,7 @@ rule affine_pair:
 
 rule register_method:
     input:
+        unpack(model_input),
         fixed=of(L.brain, "fixed"),
         moving=of(L.brain, "moving"),
         moving_labels=of(L.preproc_labels, "moving"),

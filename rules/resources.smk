@@ -71,7 +71,7 @@ def gpus_for(method):
     """gpu=1 (the SLURM plugin's --gpus=1) for a GPU-capable method set to device cuda or to gpu: true."""
     params = params_of(method)
     wants = bool(params.get("gpu", False)) or str(params.get("device", "cpu")).startswith("cuda")
-    return int(get_method(method).uses_gpu and wants)
+    return int(get_method(method, params).uses_gpu and wants)
 
 
 def gpus(wildcards):

@@ -10,11 +10,13 @@ def pair_results():
     metrics, labels = L.method_file("metrics.json"), L.method_file("labels.tsv")
     bench, bench_aff = L.benchmark("register"), L.benchmark("affine", pair=True)
     out = []
-    for p in PAIRS:
+    for p in PAIRS:  # a learned method's pairs leave out the subjects that trained its model
         ids0 = dict(cohort=p.cohort, moving=p.moving, fixed=p.fixed)
         subj_logs = tuple(pat.format(cohort=p.cohort, subject=s) for s in (p.moving, p.fixed) for pat in (pre, strip))
         aff = aff_log.format(**ids0, method="")
         for m in METHODS:
+            if m in EXCLUDED and ((p.cohort, p.moving) in EXCLUDED[m] or (p.cohort, p.fixed) in EXCLUDED[m]):
+                continue
             ids = dict(ids0, method=m)
             out.append(PairResult(**ids, metrics=metrics.format(**ids), labels=labels.format(**ids),
                                   benchmark=bench.format(**ids), benchmark_affine=bench_aff.format(**ids),

@@ -5,17 +5,28 @@ from __future__ import annotations
 from .affine import AffineOnly, AffineSettings, estimate_affine
 from .ants_syn import AntsSyN
 from .base import RegistrationMethod, Transforms, write_manifest
+from .learned import Learned, LearnedIO
 from .torch_greedy import TorchGreedy
 
-METHODS: dict[str, type[RegistrationMethod]] = {cls.name: cls for cls in (AffineOnly, AntsSyN, TorchGreedy)}
+# Engines by name. A method is an engine name, or a named variant: a method_params key with
+# `engine:` (vxm_oasis: {engine: learned, ...}), with its own rows in pairs.tsv.
+METHODS: dict[str, type[RegistrationMethod]] = {cls.name: cls for cls in (AffineOnly, AntsSyN, TorchGreedy, Learned,
+                                                                         LearnedIO)}
 
 
-def get_method(name: str) -> type[RegistrationMethod]:
+def engine_of(name: str, params: dict | None = None) -> str:
+    """The engine a method runs: its params' ``engine``, else its own name."""
+    return str((params or {}).get("engine") or name)
+
+
+def get_method(name: str, params: dict | None = None) -> type[RegistrationMethod]:
+    engine = engine_of(name, params)
     try:
-        return METHODS[name]
+        return METHODS[engine]
     except KeyError:
-        raise ValueError(f"unknown registration method {name!r}; known: {sorted(METHODS)}") from None
+        raise ValueError(f"unknown registration method {name!r}: use an engine ({sorted(METHODS)}) or a "
+                         "method_params key with engine: ENGINE") from None
 
 
-__all__ = ["METHODS", "AffineSettings", "RegistrationMethod", "Transforms", "estimate_affine", "get_method",
+__all__ = ["METHODS", "engine_of", "AffineSettings", "RegistrationMethod", "Transforms", "estimate_affine", "get_method",
            "write_manifest"]

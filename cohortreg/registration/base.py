@@ -46,6 +46,7 @@ class RegistrationMethod(ABC):
 
     def __init__(self, params: dict[str, Any] | None = None, threads: int = 1) -> None:
         params = dict(params or {})
+        params.pop("engine", None)  # a named variant's engine: already chosen (registration.get_method)
         preset = params.pop("preset", None)
         if preset is not None and preset not in self.presets:
             raise ValueError(f"method {self.name!r}: unknown preset {preset!r}; known: {sorted(self.presets)}")
@@ -94,7 +95,7 @@ def stage_file(src: str, dst: Path) -> str:
     return str(dst)
 
 
-def write_manifest(tx: Transforms, path: Path, method: str, params: dict[str, Any]) -> None:
+def write_manifest(tx: Transforms, path: Path, method: str, params: dict[str, Any], engine: str = "") -> None:
     """transforms.json: the file lists with paths relative to the manifest, ready for antsApplyTransforms."""
     base = path.parent
 
@@ -107,6 +108,6 @@ def write_manifest(tx: Transforms, path: Path, method: str, params: dict[str, An
     doc["warp"] = rel(tx.warp) if tx.warp else None
     doc["method"] = method
     doc["params"] = params
-    doc["version"] = fingerprint("register", method)
+    doc["version"] = fingerprint("register", engine or method)
     doc["usage"] = ("antsApplyTransforms -d 3 -i MOVING -r FIXED -o OUT " + " ".join(f"-t {p}" for p in doc["forward"]))
     write_text_atomic(json.dumps(doc, indent=2) + "\n", path)

@@ -103,9 +103,10 @@ class TorchGreedy(RegistrationMethod):
         m = torch.from_numpy(np.ascontiguousarray(aligned.numpy(), dtype=np.float32))[None, None].to(dev)
         return f, m
 
-    def _optimise(self, f: Any, m: Any, spacing: tuple[float, ...]) -> tuple[Any, Any]:
-        """Forward and inverse displacement [N, 3, D, H, W] (voxels) for N stacked pairs."""
-        from ..torchreg.crop import brain_box, uncrop
+    def _optimise(self, f: Any, m: Any, spacing: tuple[float, ...], init: Any = None) -> tuple[Any, Any]:
+        """Forward and inverse displacement [N, 3, D, H, W] (voxels) for N stacked pairs; ``init``: a
+        starting field on the full grid (a learned prediction, for instance optimisation)."""
+        from ..torchreg.crop import brain_box, uncrop, uncrop_onto
         from ..torchreg.greedy import GreedySettings, register_greedy
 
         p = self.params
@@ -117,9 +118,12 @@ class TorchGreedy(RegistrationMethod):
         if margin_mm > 0:
             margin = int(math.ceil(float(margin_mm) / min(spacing)))
             box = brain_box(f, m, margin=margin)
-            u = register_greedy(f[(..., *box)], m[(..., *box)], settings)
+            start = init[(..., *box)] if init is not None else None
+            u = register_greedy(f[(..., *box)], m[(..., *box)], settings, init=start)
+            if init is not None:  # outside the box the prediction stands, not zero
+                return uncrop_onto(init, u, box), invert_displacement(uncrop_onto(init, u, box))
             return uncrop(u, box, full), uncrop(invert_displacement(u), box, full)
-        u = register_greedy(f, m, settings)
+        u = register_greedy(f, m, settings, init=init)
         return u, invert_displacement(u)
 
     def _write(self, u: Any, v: Any, fixed: Any, affine: str, outdir: Path, dev: Any, **extra: Any) -> Transforms:

@@ -1,0 +1,160 @@
+"""Learned registration: the network's grid round trip, training that resumes exactly, checkpoints
+that describe themselves (and clear errors for bad ones), and the two methods on a real pair."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from cohortreg.datasets import SHARED_DATA
+from cohortreg.errors import InputError
+from cohortreg.learn import checkpoint
+from cohortreg.learn.data import Pair
+from cohortreg.learn.network import build_network, crop_to, pad_to_multiple, pooling_factor, predict
+from cohortreg.learn.train import TrainSettings, train
+from tests.conftest import needs_shared_data
+
+TINY = dict(channels=(4, 8), grid_scale=1, lr=3e-3, val_every=2, checkpoint_every=2, integration_steps=4)
+
+
+def test_padding_round_trip_is_exact_and_the_field_has_the_input_grid():
+    x = torch.rand(1, 1, 13, 17, 10)
+    padded, shape = pad_to_multiple(x, 4)
+    assert tuple(padded.shape[2:]) == (16, 20, 12) and torch.equal(crop_to(padded, shape), x)
+    assert torch.equal(padded[:, :, :13, :17, :10], x)  # voxel (0, 0, 0) stays put: a field maps back unshifted
+    net = build_network((4, 8), 4)
+    u, coarse, warped = predict(net, x, x, grid_scale=2, factor=pooling_factor((4, 8)))
+    assert tuple(u.shape) == (1, 3, 13, 17, 10) and tuple(coarse.shape[2:]) == tuple(warped.shape[2:]) == (8, 8, 8)
+
+
+def lpba_crop(sid):
+    """A small real crop: LPBA40 at 4 mm, 24^3 voxels around the brain's centre."""
+    d = SHARED_DATA / "lpba40" / f"sub-{sid}"
+    t1 = np.asanyarray(nib.load(d / "t1w_brain.nii.gz").dataobj)[::4, ::4, ::4][8:32, 12:36, 8:32].astype(np.float32)
+    lab = np.asanyarray(nib.load(d / "labels_lpba56.nii.gz").dataobj)[::4, ::4, ::4][8:32, 12:36, 8:32].astype(np.int64)
+    return torch.from_numpy(t1 / t1.max())[None, None], lab
+
+
+@pytest.fixture(scope="module")
+def crops():
+    if not (SHARED_DATA / "lpba40").is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    f, fl = lpba_crop("S01")
+    return [Pair(s, f, lpba_crop(s)[0], fl, lpba_crop(s)[1]) for s in ("S02", "S03", "S04", "S05")]
+
+
+@needs_shared_data
+def test_training_lowers_the_loss_writes_a_model_and_resumes_to_the_same_weights(crops, tmp_path):
+    pairs, val = crops[:3], crops[3:]
+    s = TrainSettings(steps=6, supervision="weak", **TINY)
+    doc = train(s, pairs, val, tmp_path / "a", {"train_cohorts": ["lpba40"]})
+    curve = np.genfromtxt(tmp_path / "a" / "training.tsv", names=True, delimiter="\t")
+    assert len(curve) == 6 and np.isfinite(curve["val_dice"][1::2]).all()
+    assert (tmp_path / "a" / "training.png").stat().st_size > 1000
+    model = checkpoint.read(tmp_path / "a" / "model.pt")
+    assert model["network"] == {"channels": [4, 8], "integration_steps": 4} and model["train_cohorts"] == ["lpba40"]
+    assert doc["steps_done"] == 6 and 2 <= doc["best_step"] <= 6
+    # the loss goes down on the pairs it trains on (same pair, before and after)
+    from cohortreg.learn.train import _losses, pair_loss
+
+    before = pair_loss(build_network((4, 8), 4).eval(), pairs[0], s, _losses(s), 2)[1]["lncc"]
+    net, _ = checkpoint.load_model(tmp_path / "a" / "checkpoints" / "last.pt")
+    after = pair_loss(net, pairs[0], s, _losses(s), 2)[1]["lncc"]
+    assert after < before
+    # killed after step 4 (its checkpoint), then resumed: the same weights as the run that was not
+    train(TrainSettings(steps=4, supervision="weak", **TINY), pairs, val, tmp_path / "b", {})
+    last = checkpoint.read(tmp_path / "b" / "checkpoints" / "last.pt", "checkpoint")
+    assert last["step"] == 4 and "optimizer" in last and len(last["history"]) == 4
+    train(s, pairs, val, tmp_path / "b", {})
+    a, b = (checkpoint.read(tmp_path / d / "checkpoints" / "last.pt") for d in ("a", "b"))
+    assert b["step"] == 6 and all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def test_bad_model_files_are_clear_errors(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="not a readable CohortReg model") as exc:
+        checkpoint.load_model(junk)
+    assert str(junk) in str(exc.value)
+    with pytest.raises(InputError, match="does not exist"):
+        checkpoint.load_model(tmp_path / "absent.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not a CohortReg model file"):
+        checkpoint.load_model(tmp_path / "other.pt")
+    net = build_network((4, 8), 4)
+    doc = {"format": checkpoint.FORMAT, "network": {"channels": [8, 16], "integration_steps": 4}, "grid_scale": 1,
+           "state_dict": net.state_dict()}
+    checkpoint.save_atomic(doc, tmp_path / "wrong.pt")
+    with pytest.raises(InputError, match="do not fit the network"):
+        checkpoint.load_model(tmp_path / "wrong.pt")
+
+
+@needs_shared_data
+def test_learned_is_deterministic_and_learned_io_with_no_iterations_equals_it(crops, tmp_path):
+    """The two methods on a real LPBA40 pair (4 mm crop as images on a grid): the same model file."""
+    import ants
+
+    from cohortreg.registration import get_method
+
+    net = build_network((4, 8), 4)
+    torch.manual_seed(0)
+    for p in net.parameters():  # a model that moves voxels (a fresh one predicts ~0)
+        p.data.normal_(0, 0.05)
+    checkpoint.save_atomic({"format": checkpoint.FORMAT, "network": {"channels": [4, 8], "integration_steps": 4},
+                            "grid_scale": 1, "state_dict": net.state_dict()}, tmp_path / "model.pt")
+    pair = crops[0]
+    fixed = ants.from_numpy(pair.fixed[0, 0].numpy(), spacing=(4.0, 4.0, 4.0))
+    moving = ants.from_numpy(pair.moving[0, 0].numpy(), spacing=(4.0, 4.0, 4.0))
+    mat = tmp_path / "identity.mat"
+    ants.write_transform(ants.create_ants_transform(transform_type="AffineTransform", dimension=3), str(mat))
+    fields = {}
+    for name, params in (("learned", {}), ("learned_io", {"iterations": [0, 0, 0]}), ("learned_io", {"iterations": [10, 5, 0]})):
+        impl = get_method(name)({**params, "model_file": str(tmp_path / "model.pt"), "device": "cpu",
+                                 "crop_margin_mm": 0}, threads=1)
+        impl.prepare()
+        out = tmp_path / f"{name}_{len(fields)}"
+        tx = impl.register(fixed, moving, str(mat), out)
+        fields[len(fields)] = nib.load(tx.warp).get_fdata()
+        assert json.dumps(tx.extra["train_cohorts"]) == "[]"
+    assert np.abs(fields[0]).max() > 0.1  # it does move voxels
+    np.testing.assert_array_equal(fields[0], fields[1])
+    assert np.abs(fields[2] - fields[0]).max() > 1e-3  # instance optimisation changes the field
+    impl = get_method("learned")({"model_file": str(tmp_path / "model.pt"), "device": "cpu"}, threads=1)
+    tx2 = impl.register(fixed, moving, str(mat), tmp_path / "again")
+    np.testing.assert_array_equal(nib.load(tx2.warp).get_fdata(), fields[0])
+
+
+@pytest.mark.workflow
+def test_a_named_learned_variant_trains_then_registers_test_subjects_only(tmp_path):
+    """Six phantoms with a split column: 04, 05 train, 06 validates, 01-03 are the test subjects."""
+    import pandas as pd
+
+    from tests.conftest import phantom, run_snakemake, save
+
+    rows = ["cohort\tsubject\tt1\tlabels\tsplit"]
+    shifts = [(0, 0, 0), (2, -1.5, 1), (-1.5, 2, -1), (1, 1, -2), (-2, 0, 1.5), (0, -2, 0.5)]
+    for i, shift in enumerate(shifts, start=1):
+        t1, lab = phantom(shift=shift, seed=i, scale=1.0 + 0.03 * (i % 3 - 1))
+        save(t1 * 1000, tmp_path / f"s{i}_T1w.nii.gz")
+        save(lab, tmp_path / f"s{i}_dseg.nii.gz")
+        split = {4: "train", 5: "train", 6: "val"}.get(i, "test")
+        rows.append(f"ph\t0{i}\ts{i}_T1w.nii.gz\ts{i}_dseg.nii.gz\t{split}")
+    (tmp_path / "samples.tsv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "cfg.yaml").write_text(
+        "preprocess: {spacing: null}\nqc: {brain_ml: [10, 3000]}\nmethods: [affine, vxm]\nmethod_params:\n"
+        "  vxm: {engine: learned, steps: 3, channels: [4, 8], val_every: 1, checkpoint_every: 1, grid_scale: 1,"
+        " integration_steps: 4}\n")
+    r = run_snakemake("--cores", "2", "--configfile", tmp_path / "cfg.yaml", "--config",
+                      f"samples={tmp_path / 'samples.tsv'}", f"outdir={tmp_path / 'out'}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    pairs = pd.read_csv(tmp_path / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
+    assert set(pairs.method) == {"affine", "vxm"} and (pairs.status == "ok").all()
+    assert set(pairs.moving) == {"02", "03"} and set(pairs.fixed) == {"01"}  # test subjects only, paired
+    curve = pd.read_csv(tmp_path / "out" / "models" / "vxm" / "training.tsv", sep="\t")
+    assert list(curve.step) == [1, 2, 3]
+    model = checkpoint.read(tmp_path / "out" / "models" / "vxm" / "model.pt")
+    assert model["train_subjects"] == ["ph/04", "ph/05"] and model["val_subjects"] == ["ph/06"]
+    manifest = json.loads((tmp_path / "out" / "ph" / "sub-02" / "to-01" / "vxm" / "transforms.json").read_text())
+    assert manifest["extra"]["train_cohorts"] == ["ph"] and manifest["method"] == "vxm"

@@ -22,7 +22,9 @@ from .qc import cohort_qc, qc_settings
 PAIR_COLUMNS = ["cohort", "moving", "fixed", "method", "dice_mean", "hd95", "folding_frac", "sdlogj", "seconds",
                 "seconds_affine", "max_rss_mb", "n_labels", "status", "error",
                 # added by the QC and provenance issue (13); the columns above are unchanged
-                "qc", "qc_reason", "lncc", "register_seconds", "version"]
+                "qc", "qc_reason", "lncc", "register_seconds", "version",
+                # added by the learned-registration issue (14)
+                "model"]
 _HANDED = ("moving_handedness", "fixed_handedness")
 SUMMARY_METRICS = ["dice_mean", "hd95", "folding_frac", "sdlogj", "seconds"]
 
@@ -101,7 +103,7 @@ def pair_row(r: PairResult) -> tuple[dict[str, Any], list[str]] | None:
                                                 "register_seconds")})
     row.update(seconds=secs, seconds_affine=secs_aff, max_rss_mb=float(np.nanmax([rss, rss_aff, -1.0])),
                status="ok", error="", qc=rec.get("qc", "pass"), qc_reason=rec.get("qc_reason", ""),
-               version=rec.get("version", ""), **{k: rec.get(k, 0) for k in _HANDED})
+               version=rec.get("version", ""), model=rec.get("model", ""), **{k: rec.get(k, 0) for k in _HANDED})
     labels = read_label_lines(r.labels, (r.cohort, r.moving, r.fixed, r.method)) if os.path.exists(r.labels) else []
     return row, labels
 

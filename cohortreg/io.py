@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import nibabel as nib
 import numpy as np
@@ -126,17 +126,23 @@ def _temporary(path: Path, suffix: str = "") -> tuple[int, str]:
     return fd, tmp
 
 
-def save_atomic(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
-    """Write via a temporary file in the same folder, so a killed job never leaves half a NIfTI."""
+def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: str = "") -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then move it into place: a killed job
+    never leaves half a file under the final name."""
     path = Path(path)
-    fd, tmp = _temporary(path, "".join(path.suffixes) or ".nii.gz")
+    fd, tmp = _temporary(path, suffix)
     os.close(fd)
     try:
-        nib.save(img, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_atomic(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
+    """A NIfTI written atomically (the suffix tells nibabel whether to gzip)."""
+    write_atomic(path, lambda tmp: nib.save(img, tmp), "".join(Path(path).suffixes) or ".nii.gz")
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> None:

@@ -56,6 +56,16 @@ def warp_jacobian(warp_path: str) -> np.ndarray:
     return jacobian_determinant(disp, grid_to_physical)
 
 
+def model_label(tx: dict[str, Any]) -> str:
+    """A learned method's model and what trained it, for pairs.tsv: 'vxm_oasis (oasis)'; '' otherwise."""
+    extra = tx.get("extra", {})
+    if not extra.get("model"):
+        return ""
+    path = Path(extra["model"])
+    name = path.parent.name if path.name == "model.pt" else path.name
+    return f"{name} ({','.join(extra.get('train_cohorts') or []) or 'unknown cohorts'})"
+
+
 def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fixed_mask: str, manifest: str,
                   out_json: str, out_labels: str, ids: dict[str, str], fixed_brain: str, warped: str,
                   subject_qc: tuple[str, str], qc: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -81,7 +91,7 @@ def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fix
     verdict, reason = pair_qc(zip(("moving", "fixed"), inputs), folding, qc_settings(qc))
     record = {**ids, **summary, "folding_frac": folding, "sdlogj": sdlogj, "lncc": similarity,
               "register_seconds": tx.get("extra", {}).get("register_seconds", float("nan")),
-              "qc": verdict, "qc_reason": reason, "version": tx.get("version", ""),
+              "qc": verdict, "qc_reason": reason, "version": tx.get("version", ""), "model": model_label(tx),
               "moving_handedness": inputs[0].get("handedness", 0), "fixed_handedness": inputs[1].get("handedness", 0)}
     write_text_atomic(json.dumps(record, indent=2) + "\n", out_json)
     header = LABEL_HEADER + "\n"

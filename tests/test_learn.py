@@ -152,6 +152,7 @@ def test_a_named_learned_variant_trains_then_registers_test_subjects_only(tmp_pa
     pairs = pd.read_csv(tmp_path / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
     assert set(pairs.method) == {"affine", "vxm"} and (pairs.status == "ok").all()
     assert set(pairs.moving) == {"02", "03"} and set(pairs.fixed) == {"01"}  # test subjects only, paired
+    assert set(pairs.loc[pairs.method == "vxm", "model"]) == {"vxm (ph)"}
     curve = pd.read_csv(tmp_path / "out" / "models" / "vxm" / "training.tsv", sep="\t")
     assert list(curve.step) == [1, 2, 3]
     model = checkpoint.read(tmp_path / "out" / "models" / "vxm" / "model.pt")

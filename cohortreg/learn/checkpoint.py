@@ -9,13 +9,12 @@ Both are read with ``torch.load(weights_only=True)``: tensors and plain values o
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import InputError
-from ..io import _temporary
+from ..io import write_atomic
 
 FORMAT = "cohortreg-learned-1"
 REQUIRED = ("format", "network", "grid_scale", "state_dict")
@@ -23,15 +22,7 @@ REQUIRED = ("format", "network", "grid_scale", "state_dict")
 
 def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> None:
     """torch.save through a temporary file beside ``path`` (a killed job leaves no half model)."""
-    path = Path(path)
-    fd, tmp = _temporary(path, ".pt")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp), ".pt")
 
 
 def read(path: str | os.PathLike, what: str = "model") -> dict[str, Any]:

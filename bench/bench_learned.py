@@ -1,0 +1,125 @@
+"""Learned registration against classical, within and across cohorts (issue 14), on real data at 2 mm.
+
+One workflow run (the README command) on a sheet with a split column:
+- LPBA40: S11..S20 train, S10 validates, S01..S09 are the test subjects (S02..S09 to S01);
+- OASIS-TRT: sub-01..sub-08 train, sub-09 validates, sub-10..sub-12 are the test subjects
+  (sub-11, sub-12 to sub-10).
+Models: trained on each cohort, unsupervised and weakly supervised, each for at most
+``--minutes`` on this CPU; every model is evaluated on both cohorts' test pairs (within and
+across), as ``learned`` and as ``learned_io``, beside affine, ants and torch on the same pairs.
+Then ``learned_io`` Dice against its number of IO iterations on one model.
+
+    python bench/bench_learned.py --minutes 8        # writes bench/results/learned_2mm.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.bench_classical import machine  # noqa: E402
+from cohortreg.datasets import COHORTS, SHARED_DATA, available  # noqa: E402
+
+SPLITS = {"lpba40": {"test": [f"S{i:02d}" for i in range(1, 10)], "val": ["S10"], "train": [f"S{i:02d}" for i in range(11, 21)]},
+          "oasis": {"test": ["10", "11", "12"], "val": ["09"], "train": [f"{i:02d}" for i in range(1, 9)]}}
+SHORT = {"lpba40": "lpba", "oasis": "oasis"}
+
+
+def write_sheet(path: Path) -> Path:
+    rows = ["cohort\tsubject\tt1\tlabels\tsplit"]
+    for cohort, split in SPLITS.items():
+        folder, _, lab = COHORTS[cohort]
+        for which in ("test", "val", "train"):  # the test subjects first: the first is the reference
+            for sid in split[which]:
+                d = SHARED_DATA / folder / f"sub-{sid}"
+                rows.append(f"{cohort}\t{sid}\t{d / 't1w_brain.nii.gz'}\t{d / lab}\t{which}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int]) -> dict:
+    methods = list(classical)
+    params: dict = {"ants": {"preset": "default"}, "torch": {"preset": "default", "device": "cpu"}}
+    for cohort in SPLITS:
+        for sup in ("unsupervised", "weak"):
+            name = f"vxm_{SHORT[cohort]}_{'weak' if sup == 'weak' else 'unsup'}"
+            params[name] = {"engine": "learned", "train_cohorts": [cohort], "supervision": sup, "steps": 100000,
+                            "max_minutes": minutes, "val_every": 50, "checkpoint_every": 50, "device": "cpu"}
+            params[name + "_io"] = {"engine": "learned_io", "model": name, "device": "cpu"}
+            methods += [name, name + "_io"]
+    sweep_model = f"vxm_lpba_weak"
+    for n in io_sweep:  # IO iterations on the finest two levels scaled from the torch default 100/50/25
+        name = f"{sweep_model}_io{n}"
+        params[name] = {"engine": "learned_io", "model": sweep_model, "device": "cpu",
+                        "iterations": [n, max(n // 2, 0), max(n // 4, 0)]}
+        methods.append(name)
+    return {"samples": str(write_sheet(work / "samples.tsv")), "outdir": str(work / "out"), "methods": methods,
+            "method_params": params, "preprocess": {"spacing": 2.0}}
+
+
+def table(pairs: pd.DataFrame) -> pd.DataFrame:
+    ok = pairs[pairs.status == "ok"].copy()
+    ok["trained_on"] = ok["model"].fillna("").str.extract(r"\((.*)\)")[0].fillna("")
+    ok["setting"] = [("-" if not t else "within" if t == c else "across") for t, c in zip(ok.trained_on, ok.cohort)]
+    return (ok.groupby(["cohort", "method", "setting"], sort=False)
+              .agg(n=("dice_mean", "size"), dice=("dice_mean", "mean"), hd95=("hd95", "mean"),
+                   folding=("folding_frac", "mean"), register_s=("register_seconds", "mean"), job_s=("seconds", "mean"))
+              .reset_index())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=8.0, help="training wall time per model")
+    ap.add_argument("--classical", default="affine,ants,torch")
+    ap.add_argument("--io-sweep", type=int, nargs="*", default=[0, 10, 25, 50, 100])
+    ap.add_argument("--cores", type=int, default=2)
+    args = ap.parse_args()
+    if not available():
+        print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
+        return 2
+    work = ROOT / "bench" / "work" / "learned_2mm"
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = config(work, args.minutes, args.classical.split(","), args.io_sweep)
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(args.cores),
+                        "--keep-going", "--configfile", str(work / "config.yaml")], cwd=work, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.time() - t0
+    (work / "snakemake.log").write_text(r.stdout + r.stderr)
+    pairs = pd.read_csv(work / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
+    summary = table(pairs)
+    training = {}
+    for model_dir in sorted((work / "out" / "models").glob("*")):
+        curve = pd.read_csv(model_dir / "training.tsv", sep="\t")
+        bench = pd.read_csv(next((work / "out" / "benchmarks" / "train").glob(f"{model_dir.name}.tsv")), sep="\t")
+        training[model_dir.name] = {"steps": int(curve.step.max()), "seconds_per_step": float(curve.seconds.median()),
+                                    "best_val_dice": float(curve.val_dice.max()), "job_s": float(bench.s.iloc[-1]),
+                                    "peak_rss_mb": float(bench.max_rss.iloc[-1])}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    out = {"benchmark": "learned_2mm", "commit": commit, "machine": machine(), "minutes_per_model": args.minutes,
+           "returncode": r.returncode, "wall_s": round(wall, 1), "splits": SPLITS, "training": training,
+           "table": summary.to_dict("records"), "pairs": pairs.to_dict("records")}
+    res = ROOT / "bench" / "results" / "learned_2mm.json"
+    res.write_text(json.dumps(out, indent=1, default=str) + "\n")
+    pd.set_option("display.width", 200)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for k, v in training.items():
+        print(k, v)
+    print(f"wrote {res}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -58,7 +58,7 @@ def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int]
                             "max_minutes": minutes, "val_every": 50, "checkpoint_every": 50, "device": "cpu"}
             params[name + "_io"] = {"engine": "learned_io", "model": name, "device": "cpu"}
             methods += [name, name + "_io"]
-    sweep_model = f"vxm_lpba_weak"
+    sweep_model = "vxm_lpba_weak"
     for n in io_sweep:  # IO iterations on the finest two levels scaled from the torch default 100/50/25
         name = f"{sweep_model}_io{n}"
         params[name] = {"engine": "learned_io", "model": sweep_model, "device": "cpu",

@@ -2,7 +2,6 @@
 --rerun-triggers params reruns what depends on it) or is listed here with why it decides no output."""
 
 import re
-from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement

@@ -132,6 +132,7 @@ rule register_batch:
     input:
         batch_subject_manifests,
         L.batch("affine"),
+        model_files,
     output:
         manifest=L.batch("{method}/register"),
     params:

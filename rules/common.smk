@@ -90,8 +90,11 @@ TRAINING = {}  # model -> cohortreg.learn.plan.TrainingPlan, for models the work
 MODEL_FILE = {}
 for _model in dict.fromkeys(MODEL_OF.values()):
     _own = configured(_model).get("checkpoint", "")
-    if _own:
+    if _own:  # a model of the user's own: refused at start if it is missing, corrupt or of another network
+        from cohortreg.learn.checkpoint import load_model
+
         MODEL_FILE[_model] = os.path.abspath(_own)
+        load_model(MODEL_FILE[_model])
     else:
         TRAINING[_model] = plan_training(SHEET, _model, configured(_model), sheet_references(EVALUATED, config.get("reference")))
         MODEL_FILE[_model] = L.model().format(model=_model)
@@ -138,13 +141,17 @@ def model_input(wildcards):
     return {"model": MODEL_FILE[MODEL_OF[m]]} if m in MODEL_OF else {}
 
 
+def model_files(wildcards):
+    return list(model_input(wildcards).values())
+
+
 def row_value(key):
     """Param function: one sheet column of the job's subject."""
     return signed(lambda w: get_row(w)[key])
 
 
 
-for _f in (get_row, get_raw_inputs, get_mask_input, method_params, method_code, model_input):
+for _f in (get_row, get_raw_inputs, get_mask_input, method_params, method_code, model_input, model_files):
     signed(_f)
 
 

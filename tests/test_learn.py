@@ -159,3 +159,15 @@ def test_a_named_learned_variant_trains_then_registers_test_subjects_only(tmp_pa
     assert model["train_subjects"] == ["ph/04", "ph/05"] and model["val_subjects"] == ["ph/06"]
     manifest = json.loads((tmp_path / "out" / "ph" / "sub-02" / "to-01" / "vxm" / "transforms.json").read_text())
     assert manifest["extra"]["train_cohorts"] == ["ph"] and manifest["method"] == "vxm"
+
+
+def test_a_bad_checkpoint_of_ones_own_is_refused_at_start_naming_the_file(phantom_cohort):
+    from tests.conftest import run_snakemake
+
+    d = phantom_cohort
+    (d / "mine.pt").write_bytes(b"\x00" * 64)
+    (d / "cfg.yaml").write_text("methods: [affine, mine]\nmethod_params:\n  mine: {engine: learned, checkpoint: mine.pt}\n")
+    r = run_snakemake("-n", "--cores", "1", "--configfile", d / "cfg.yaml", "--config", f"samples={d / 'samples.tsv'}",
+                      f"outdir={d / 'out'}", cwd=d)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and str(d / "mine.pt") in out and "not a readable CohortReg model" in out

@@ -10,6 +10,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from .errors import InputError
 from .io import RAS_TO_LPS, ants_to_nib, nib_to_ants, save_atomic, write_text_atomic
 from .metrics import LABEL_HEADER, jacobian_determinant, jacobian_stats, summarise_pair
 from .registration import get_method, write_manifest
@@ -88,7 +89,11 @@ def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fix
         folding, sdlogj = jacobian_stats(det, mask)
     similarity = lncc(np.asarray(nib.load(fixed_brain).dataobj), np.asarray(nib.load(warped).dataobj), mask)
     inputs = [json.loads(Path(p).read_text()) for p in subject_qc]
-    verdict, reason = pair_qc(zip(("moving", "fixed"), inputs), folding, qc_settings(qc))
+    settings = qc_settings(qc)
+    verdict, reason = pair_qc(zip(("moving", "fixed"), inputs), folding, settings)
+    if verdict == "fail" and settings.on_fail == "error":  # the pair's row then says failed, with this reason
+        raise InputError(ids.get("moving"), warped, f"QC failed for {ids.get('moving')} -> {ids.get('fixed')} "
+                         f"[{ids.get('method')}]: {reason} (qc.on_fail: error)")
     record = {**ids, **summary, "folding_frac": folding, "sdlogj": sdlogj, "lncc": similarity,
               "register_seconds": tx.get("extra", {}).get("register_seconds", float("nan")),
               "qc": verdict, "qc_reason": reason, "version": tx.get("version", ""), "model": model_label(tx),

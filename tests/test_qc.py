@@ -120,3 +120,23 @@ def test_sidecars_are_json(tmp_path):
     strip_subject(tmp_path, save(t1 * 1000, tmp_path / "good.nii.gz"))
     doc = json.loads((tmp_path / "S1_qc.json").read_text())
     assert doc["qc"] == "pass" and doc["handedness"] == 1 and isinstance(nib.load(tmp_path / "S1_mask.nii.gz"), nib.Nifti1Image)
+
+
+def test_on_fail_error_fails_the_metrics_job_of_a_failed_pair(tmp_path):
+    """evaluate_pair raises (so the pair's row says failed, with the reason) instead of writing a flagged row."""
+    from cohortreg.pair import evaluate_pair
+
+    t1, lab = phantom()
+    f = {k: save(v, tmp_path / f"{k}.nii.gz") for k, v in (("t1", t1), ("lab", lab), ("mask", (lab > 0).astype(np.uint8)))}
+    (tmp_path / "transforms.json").write_text(json.dumps({"forward": [], "warp": None, "version": "v"}))
+    bad = tmp_path / "bad_qc.json"
+    bad.write_text(json.dumps({"qc": "fail", "qc_reason": "brain volume 3 mL outside", "handedness": 1}))
+    args = (f["lab"], f["lab"], f["lab"], f["mask"], str(tmp_path / "transforms.json"), str(tmp_path / "m.json"),
+            str(tmp_path / "l.tsv"), {"cohort": "c", "moving": "02", "fixed": "01", "method": "affine"}, f["t1"], f["t1"],
+            (str(bad), str(bad)))
+    rec = evaluate_pair(*args, {"on_fail": "mark"})
+    assert rec["qc"] == "fail" and rec["lncc"] > 0.99 and rec["dice_mean"] == 1.0
+    (tmp_path / "m.json").unlink()
+    with pytest.raises(InputError, match="QC failed for 02 -> 01") as exc:
+        evaluate_pair(*args, {"on_fail": "error"})
+    assert "brain volume 3 mL" in str(exc.value) and not (tmp_path / "m.json").exists()

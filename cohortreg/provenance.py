@@ -25,7 +25,8 @@ _COMMON = ("__init__.py", "errors.py", "io.py", "lazy_ants.py", "stages.py")
 STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "preprocess": (_COMMON + ("preprocess.py", "qc.py"), ("antspyx", "nibabel", "numpy")),
     "skullstrip": (_COMMON + ("preprocess.py", "skullstrip.py", "qc.py"), ("antspyx", "nibabel", "numpy", "scipy")),
-    "affine": (_COMMON + ("registration/affine.py", "registration/base.py"), ("antspyx",)),
+    "affine": (_COMMON + ("registration/affine.py", "registration/base.py", "torchreg/affine.py", "torchreg/fields.py",
+                          "torchreg/similarity.py", "torchreg/greedy.py"), ("antspyx", "torch")),
     "register": (_COMMON + ("pair.py", "registration/base.py", "registration/__init__.py"), ("antspyx", "nibabel")),
     "metrics": (_COMMON + ("pair.py", "metrics.py", "qc.py"), ("nibabel", "numpy", "scipy")),
     "aggregate": (("__init__.py", "aggregate.py", "qc.py", "provenance.py"), ("pandas", "numpy")),

@@ -59,7 +59,15 @@ def skullstrip_files(subject: str, t1: str, settings: dict[str, Any], raw_t1: st
 
 
 def affine_files(fixed: str, moving: str, settings: dict[str, Any], out_mat: str) -> None:
+    """settings: config['affine']; its engine (ants, the default, or torch) estimates the .mat."""
+    s = dict(settings)
+    engine, torch_settings = s.pop("engine", "ants"), s.pop("torch", {})
+    f, m = nib_to_ants(nib.load(fixed)), nib_to_ants(nib.load(moving))
+    if engine == "torch":
+        from .registration.affine import estimate_affine_torch
+
+        estimate_affine_torch(f, m, Path(out_mat), torch_settings)
+        return
     from .registration import AffineSettings, estimate_affine
 
-    estimate_affine(nib_to_ants(nib.load(fixed)), nib_to_ants(nib.load(moving)), Path(out_mat),
-                    AffineSettings(**settings))
+    estimate_affine(f, m, Path(out_mat), AffineSettings(**s))

@@ -66,6 +66,24 @@ def estimate_affine(fixed: Any, moving: Any, out_mat: Path, settings: AffineSett
     return stage_file(aff["fwdtransforms"][0], out_mat)
 
 
+def estimate_affine_torch(fixed: Any, moving: Any, out_mat: Path, settings: dict[str, Any] | None = None) -> str:
+    """The torch engine's centre-of-mass, rigid, affine pyramid (cohortreg.torchreg.affine); writes
+    the same ANTs .mat as estimate_affine. Deterministic on CPU for a given thread count."""
+    import torch
+
+    from ..torchreg.affine import AffineTorchSettings, Geometry, register_affine, write_ants_affine
+
+    s = dict(settings or {})
+    for k in ("scales", "rigid_iterations", "iterations"):
+        if k in s:
+            s[k] = tuple(s[k])
+    torch.set_flush_denormal(True)
+    as_t = lambda img: torch.from_numpy(np.ascontiguousarray(img.numpy(), dtype=np.float32))[None, None]  # noqa: E731
+    a, t, c = register_affine(as_t(fixed), as_t(moving), Geometry.of(fixed), Geometry.of(moving), AffineTorchSettings(**s))
+    out_mat.parent.mkdir(parents=True, exist_ok=True)
+    return write_ants_affine(a[0], t[0], c[0], str(out_mat))
+
+
 class AffineOnly(RegistrationMethod):
     """The baseline: the affine stage alone, no deformable step."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
 
 
 def box_filter(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -110,4 +110,12 @@ def mutual_information(fixed: torch.Tensor, moving: torch.Tensor, bins: int = 32
     return -mi.mean()
 
 
-LOSSES = {"lncc": lncc, "mse": mse, "mi": mutual_information}
+def ncc(fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+    """Negative global normalised cross-correlation per pair, averaged: an affine's similarity for
+    scans of one contrast whatever their intensity scale."""
+    f = fixed.flatten(1) - fixed.flatten(1).mean(1, keepdim=True)
+    m = moving.flatten(1) - moving.flatten(1).mean(1, keepdim=True)
+    return -((f * m).sum(1) / ((f * f).sum(1) * (m * m).sum(1)).clamp_min(1e-12).sqrt()).mean()
+
+
+LOSSES = {"lncc": lncc, "mse": mse, "mi": mutual_information, "ncc": ncc}

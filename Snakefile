@@ -10,10 +10,10 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 include: "rules/resources.smk"
 include: "rules/common.smk"
+include: "rules/learn.smk"
 include: "rules/results.smk"
 include: "rules/preprocess.smk"
 include: "rules/register.smk"
-include: "rules/learn.smk"
 include: "rules/batch.smk"
 include: "rules/metrics.smk"
 

@@ -20,25 +20,32 @@ from . import __version__
 
 PACKAGE = Path(__file__).resolve().parent
 
-# Package modules (files or folders, relative to the package) and libraries each stage runs.
-_COMMON = ("__init__.py", "errors.py", "io.py", "lazy_ants.py", "stages.py")
+# Package modules (files or folders, relative to the package; "file.py:function" for one function of
+# a module the stages share) and libraries each stage runs.
+_COMMON = ("__init__.py", "errors.py", "io.py", "lazy_ants.py")
+# The deformable engine's modules (torchreg/affine.py is the affine stage's).
+_TORCHREG = ("torchreg/__init__.py", "torchreg/greedy.py", "torchreg/fields.py", "torchreg/similarity.py",
+             "torchreg/crop.py")
 STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "preprocess": (_COMMON + ("preprocess.py", "qc.py"), ("antspyx", "nibabel", "numpy")),
-    "skullstrip": (_COMMON + ("preprocess.py", "skullstrip.py", "qc.py"), ("antspyx", "nibabel", "numpy", "scipy")),
-    "affine": (_COMMON + ("registration/affine.py", "registration/base.py", "torchreg/affine.py", "torchreg/fields.py",
-                          "torchreg/similarity.py", "torchreg/greedy.py"), ("antspyx", "torch")),
-    "register": (_COMMON + ("pair.py", "registration/base.py", "registration/__init__.py"), ("antspyx", "nibabel")),
-    "metrics": (_COMMON + ("pair.py", "metrics.py", "qc.py"), ("nibabel", "numpy", "scipy")),
+    "preprocess": (_COMMON + ("stages.py:preprocess_files", "preprocess.py", "qc.py"), ("antspyx", "nibabel", "numpy")),
+    "skullstrip": (_COMMON + ("stages.py:skullstrip_files", "preprocess.py", "skullstrip.py", "qc.py"),
+                   ("antspyx", "nibabel", "numpy", "scipy")),
+    "affine": (_COMMON + ("stages.py:affine_files", "registration/affine.py", "registration/base.py", "torchreg/affine.py",
+                          "torchreg/fields.py", "torchreg/similarity.py", "torchreg/greedy.py"), ("antspyx", "torch")),
+    "register": (_COMMON + ("pair.py:register_pair", "pair.py:register_pairs", "registration/base.py",
+                            "registration/__init__.py"), ("antspyx", "nibabel")),
+    "metrics": (_COMMON + ("pair.py:evaluate_pair", "pair.py:warp_jacobian", "pair.py:model_label", "metrics.py", "qc.py"),
+                ("nibabel", "numpy", "scipy")),
     "aggregate": (("__init__.py", "aggregate.py", "qc.py", "provenance.py"), ("pandas", "numpy")),
-    "learn": (_COMMON + ("learn", "metrics.py", "torchreg"), ("torch", "monai", "antspyx")),
+    "learn": (_COMMON + ("learn", "metrics.py") + _TORCHREG, ("torch", "monai", "antspyx")),
 }
 # A method's own code on top of the register stage's (cohortreg.registration's classes).
 METHODS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "affine": (("registration/affine.py",), ()),
     "ants": (("registration/ants_syn.py",), ()),
-    "torch": (("registration/torch_greedy.py", "torchreg"), ("torch",)),
-    "learned": (("registration/torch_greedy.py", "registration/learned.py", "torchreg", "learn"), ("torch", "monai")),
-    "learned_io": (("registration/torch_greedy.py", "registration/learned.py", "torchreg", "learn"), ("torch", "monai")),
+    "torch": (("registration/torch_greedy.py",) + _TORCHREG, ("torch",)),
+    "learned": (("registration/torch_greedy.py", "registration/learned.py", "learn") + _TORCHREG, ("torch", "monai")),
+    "learned_io": (("registration/torch_greedy.py", "registration/learned.py", "learn") + _TORCHREG, ("torch", "monai")),
 }
 
 
@@ -50,8 +57,22 @@ def _version(dist: str) -> str:
 
 
 def _files(rel: str) -> list[Path]:
-    p = PACKAGE / rel
+    p = PACKAGE / rel.split(":")[0]
     return sorted(p.rglob("*.py")) if p.is_dir() else [p]
+
+
+def _source(f: Path, rel: str) -> bytes:
+    """A file's bytes, or for 'file.py:function' that function's source alone (an edit of one stage's
+    function in a shared module reruns that stage only)."""
+    if ":" not in rel:
+        return f.read_bytes()
+    import ast
+
+    name, text = rel.split(":", 1)[1], f.read_text()
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return (ast.get_source_segment(text, node) or "").encode()
+    raise KeyError(f"{rel}: no such function")
 
 
 @lru_cache(maxsize=None)
@@ -65,8 +86,8 @@ def fingerprint(stage: str, method: str = "") -> str:
     h = hashlib.sha1()
     for rel in sorted(set(modules)):
         for f in _files(rel):
-            h.update(str(f.relative_to(PACKAGE)).encode())
-            h.update(f.read_bytes())
+            h.update(str(f.relative_to(PACKAGE)).encode() + rel.encode())
+            h.update(_source(f, rel))
     for lib in sorted(set(libraries)):
         h.update(f"{lib}=={_version(lib)}".encode())
     return f"{__version__}+{h.hexdigest()[:10]}"

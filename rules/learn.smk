@@ -1,7 +1,93 @@
 # Learned methods: one training job per model the workflow trains (cohortreg.learn), before its pairs.
+# Which models train, on whom, and which subjects their methods then leave out (cohortreg.learn.plan).
+
+# Learned models: each learned method, and the one each learned_io starts from (params 'model').
+MODEL_OF = {m: (m if ENGINE[m] == "learned" else configured(m).get("model", "learned"))
+            for m in METHODS if ENGINE[m] in ("learned", "learned_io")}
+for _m, _model in MODEL_OF.items():
+    if engine_of(_model, configured(_model)) != "learned":
+        raise ValueError(f"method {_m!r}: model {_model!r} is not a learned method (method_params.{_model}.engine: learned)")
+TRAINING = {}  # model -> cohortreg.learn.plan.TrainingPlan, for models the workflow trains
+MODEL_FILE = {}
+for _model in dict.fromkeys(MODEL_OF.values()):
+    _own = configured(_model).get("checkpoint", "")
+    if _own:  # a model of the user's own: refused at start if it is missing, corrupt or of another network
+        from cohortreg.learn.checkpoint import load_model
+
+        MODEL_FILE[_model] = os.path.abspath(_own)
+        load_model(MODEL_FILE[_model])
+    else:
+        TRAINING[_model] = plan_training(SHEET, _model, configured(_model), sheet_references(EVALUATED, config.get("reference")))
+        MODEL_FILE[_model] = L.model().format(model=_model)
+if TRAINING and BATCH_SIZE > 1:
+    raise ValueError(f"training learned models ({sorted(TRAINING)}) needs batch_size 1 (auto gives it below 1,000 "
+                     "subjects); train in a smaller study and give the model file as method_params.NAME.checkpoint")
+# A learned method is not evaluated on the subjects that trained or validated its model.
+EXCLUDED = {m: TRAINING[MODEL_OF[m]].used() for m in MODEL_OF if MODEL_OF[m] in TRAINING}
+for _m, _used in EXCLUDED.items():
+    if not SPLIT:
+        logger.info(f"CohortReg: method {_m}: {len(_used)} subjects train or validate its model "
+                    f"({MODEL_OF[_m]}, seeded split); they are left out of its pairs")
+
+
+# Training a learned model (rules/learn.smk): its pairs to each cohort's training reference.
+def _training_rows(model, which):
+    plan = TRAINING[model]
+    out = []
+    for c, moving, fixed in plan.pairs(which):
+        fmt = lambda pat, s: pat.format(cohort=c, subject=s)  # noqa: E731
+        out.append({"name": f"{c}/{moving}->{fixed}", "fixed": fmt(L.brain, fixed), "fixed_labels": fmt(L.preproc_labels, fixed),
+                    "moving": fmt(L.brain, moving), "moving_labels": fmt(L.preproc_labels, moving),
+                    "affine": L.affine.format(cohort=c, moving=moving, fixed=fixed)})
+    return out
+
+
+def training_pairs(wildcards):
+    return _training_rows(wildcards.model, "train")
+
+
+def validation_pairs(wildcards):
+    return _training_rows(wildcards.model, "val")
+
+
+def training_inputs(wildcards):
+    rows = training_pairs(wildcards) + validation_pairs(wildcards)
+    return {"files": sorted({r[k] for r in rows for k in ("fixed", "fixed_labels", "moving", "moving_labels", "affine")})}
+
+
+def training_settings(wildcards):
+    params = configured(wildcards.model)
+    if str(params.get("device", "auto")) == "auto":
+        params["device"] = "cpu"
+    return params
+
+
+def training_description(wildcards):
+    plan = TRAINING[wildcards.model]
+    return {"model": wildcards.model, "train_cohorts": list(plan.cohorts), "from_split": plan.from_split,
+            "train_subjects": ["/".join(x) for x in plan.train], "val_subjects": ["/".join(x) for x in plan.val]}
+
+
+def training_runtime(wildcards, attempt):
+    """Minutes: max_minutes when set (plus loading), else the register family's runtime, per attempt."""
+    minutes = float(configured(wildcards.model).get("max_minutes", 0)) or res("register", "runtime")
+    return int((minutes + 15) * attempt)
+
+
+def model_resources():
+    if not any(gpus_for(m) for m in TRAINING):
+        return slurm_resources()
+    return {"gpu": signed(lambda wildcards: gpus_for(wildcards.model)),
+            **slurm_resources(partition=config["slurm"]["gpu_partition"] or None)}
+
+
+for _f in (training_pairs, validation_pairs, training_inputs, training_settings, training_description, training_runtime):
+    signed(_f)
 
 
 rule train_model:
+    wildcard_constraints:
+        model="|".join(TRAINING) or "no-model-to-train",
     input:
         unpack(training_inputs),
     output:

@@ -69,7 +69,7 @@ def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_co
     args = config_args(d, "batch_size=2")
     r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
     plan = [rule for rule, _ in planned_jobs(r.stdout + r.stderr)]
-    # 5 subjects in batches of 2 -> 3 subject jobs; 4 pairs -> 2 pair batches x (init + 2 x (register, metrics))
+    # 5 subjects in batches of 2 -> 3 subject jobs; 4 pairs -> 2 pair batches x (affine + 2 x (register, metrics))
     assert sorted(set(plan)) == ["affine_batch", "aggregate", "metrics_batch", "register_batch", "subjects_batch"]
     assert len(plan) == 3 + 2 * (1 + 2 + 2) + 1, plan
     r = run_snakemake("--cores", "2", "--keep-going", *args, cwd=d)

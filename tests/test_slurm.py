@@ -96,7 +96,7 @@ def test_slurm_batches_match_local_run_and_retry(cohort, local_slurm):
     assert_same_pairs_and_gpu_logs(d, "slurm_batch")
     manifests = sorted((d / "slurm_batch" / "batches" / "lpba40").rglob("batch-*.json"))
     stages = {m.parent.relative_to(d / "slurm_batch" / "batches" / "lpba40").as_posix() for m in manifests}
-    assert stages == {"subjects", "init", "affine/register", "torch/register", "affine/metrics", "torch/metrics"}, stages
+    assert stages == {"subjects", "affine", "affine/register", "torch/register", "affine/metrics", "torch/metrics"}, stages
     for m in manifests:
         items = json.loads(m.read_text())["items"]
         assert items and all(r["status"] == "ok" for r in items), (m, items)

@@ -22,7 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.bench_classical import machine  # noqa: E402
+from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
 from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def main() -> int:
                                        dice_torch=("dice_mean_torch", "mean"), s_ants=("seconds_affine_ants", "mean"),
                                        s_torch=("seconds_affine_torch", "mean"),
                                        torch_better=("dice_mean_torch", lambda s: int((s > both.loc[s.index, "dice_mean_ants"]).sum())))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = bench_commit()
     res = ROOT / "bench" / "results" / "affine_torch_2mm.json"
     res.write_text(json.dumps({"benchmark": "affine_torch_2mm", "commit": commit, "machine": machine(), "runs": out,
                                "table": table.reset_index().to_dict("records"),

@@ -37,6 +37,11 @@ def machine() -> dict:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def commit() -> str:
+    """The checkout's short commit, recorded beside every bench result."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
 def versus(pairs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     """Per pair: Dice of a minus Dice of b, and a's seconds and peak memory over b's."""
     ok = pairs[pairs.status == "ok"].set_index(["cohort", "moving", "fixed", "method"])

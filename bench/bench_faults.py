@@ -33,7 +33,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.bench_classical import machine  # noqa: E402
+from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
 from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 
 LPBA = SHARED_DATA / "lpba40"
@@ -255,7 +255,7 @@ def main() -> int:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = bench_commit()
     out = {"machine": machine(), "commit": commit, "spacing_mm": args.spacing, "methods": ["affine", "torch"]}
     out["data_faults"] = data_faults(work / "data", args.spacing)
     if not args.skip_run_faults:

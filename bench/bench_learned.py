@@ -27,7 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.bench_classical import machine  # noqa: E402
+from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
 from cohortreg.datasets import COHORTS, SHARED_DATA, available  # noqa: E402
 
 SPLITS = {"lpba40": {"test": [f"S{i:02d}" for i in range(1, 10)], "val": ["S10"], "train": [f"S{i:02d}" for i in range(11, 21)]},
@@ -107,7 +107,7 @@ def main() -> int:
         training[model_dir.name] = {"steps": int(curve.step.max()), "seconds_per_step": float(curve.seconds.median()),
                                     "best_val_dice": float(curve.val_dice.max()), "job_s": float(bench.s.iloc[-1]),
                                     "peak_rss_mb": float(bench.max_rss.iloc[-1])}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = bench_commit()
     out = {"benchmark": "learned_2mm", "commit": commit, "machine": machine(), "minutes_per_model": args.minutes,
            "returncode": r.returncode, "wall_s": round(wall, 1), "splits": SPLITS, "training": training,
            "table": summary.to_dict("records"), "pairs": pairs.to_dict("records")}

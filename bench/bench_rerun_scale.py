@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.bench_classical import machine  # noqa: E402
+from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
 from bench.bench_scale import write_sheet  # noqa: E402
 
 
@@ -87,7 +87,7 @@ def main() -> int:
     sheet.write_text(sheet.read_text() + f"study0\tnew001\t{(d / 'tiny_T1w.nii.gz').name}\n")
     added, _ = dry_run(d, sheet, args.methods)
     print(f"one subject added: {added['jobs']} jobs {added['jobs_per_rule']} in {added['seconds']} s", flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = bench_commit()
     res = ROOT / "bench" / "results" / "rerun_scale.json"
     res.write_text(json.dumps({"benchmark": "rerun_scale", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit,
                                "machine": machine(), "subjects": args.subjects, "methods": args.methods,

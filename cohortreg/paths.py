@@ -75,6 +75,10 @@ class Layout:
     def model(self, name: str = "model.pt") -> str:
         return self._p("models/{model}/" + name)
 
+    def model_witness(self, what: str = "logs") -> str:
+        """The training job's log or benchmark: OUT/{logs,benchmarks}/train/{model}.{log,tsv}."""
+        return self._p(f"{what}/train/{{model}}" + (".log" if what == "logs" else ".tsv"))
+
     # cohort tables
     def table(self, name: str) -> str:
         return self._p(f"metrics/{name}.tsv")

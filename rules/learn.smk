@@ -103,9 +103,9 @@ rule train_model:
         seed=config["seed"],
         code=CODE["learn"],
     log:
-        L.log("train").replace("{cohort}/sub-{subject}", "{model}"),
+        L.model_witness("logs"),
     benchmark:
-        L.benchmark("train").replace("{cohort}/sub-{subject}", "{model}")
+        L.model_witness("benchmarks")
     threads: res("register", "threads")
     resources:
         mem_mb=grows("register", "mem_mb"),

@@ -10,6 +10,8 @@ across), as ``learned`` and as ``learned_io``, beside affine, ants and torch on 
 Then ``learned_io`` Dice against its number of IO iterations on one model.
 
     python bench/bench_learned.py --minutes 8        # writes bench/results/learned_2mm.json
+    python bench/bench_learned.py --models-from OUT/models   # the same pairs with trained models
+        # (each method's ``checkpoint:``, no training): bench/results/learned_2mm_inference.json
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def write_sheet(path: Path) -> Path:
     return path
 
 
-def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int]) -> dict:
+def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int], models_from: Path | None = None,
+           batch_size: int = 1) -> dict:
     methods = list(classical)
     params: dict = {"ants": {"preset": "default"}, "torch": {"preset": "default", "device": "cpu"}}
     for cohort in SPLITS:
@@ -56,16 +59,18 @@ def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int]
             name = f"vxm_{SHORT[cohort]}_{'weak' if sup == 'weak' else 'unsup'}"
             params[name] = {"engine": "learned", "train_cohorts": [cohort], "supervision": sup, "steps": 100000,
                             "max_minutes": minutes, "val_every": 50, "checkpoint_every": 50, "device": "cpu"}
+            if models_from is not None:  # a model file of one's own: the workflow does not train
+                params[name]["checkpoint"] = str(models_from / name / "model.pt")
             params[name + "_io"] = {"engine": "learned_io", "model": name, "device": "cpu"}
             methods += [name, name + "_io"]
     sweep_model = "vxm_lpba_weak"
-    for n in io_sweep:  # IO iterations on the finest two levels scaled from the torch default 100/50/25
+    for n in io_sweep:  # IO iterations [n, n/2, n/4] on the 4/2/1 levels: 100 is torch's default, 50 learned_io's
         name = f"{sweep_model}_io{n}"
         params[name] = {"engine": "learned_io", "model": sweep_model, "device": "cpu",
                         "iterations": [n, max(n // 2, 0), max(n // 4, 0)]}
         methods.append(name)
     return {"samples": str(write_sheet(work / "samples.tsv")), "outdir": str(work / "out"), "methods": methods,
-            "method_params": params, "preprocess": {"spacing": 2.0}}
+            "method_params": params, "preprocess": {"spacing": 2.0}, "batch_size": batch_size}
 
 
 def table(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -84,13 +89,18 @@ def main() -> int:
     ap.add_argument("--classical", default="affine,ants,torch")
     ap.add_argument("--io-sweep", type=int, nargs="*", default=[0, 10, 25, 50, 100])
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=1, help="config batch_size (10: one job per method and cohort)")
+    ap.add_argument("--models-from", type=Path, default=None,
+                    help="a models/ folder of an earlier run: use its model.pt files as checkpoints, train nothing")
     args = ap.parse_args()
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
-    work = ROOT / "bench" / "work" / "learned_2mm"
+    tag = "learned_2mm" if args.models_from is None else "learned_2mm_inference"
+    work = ROOT / "bench" / "work" / tag
     work.mkdir(parents=True, exist_ok=True)
-    cfg = config(work, args.minutes, args.classical.split(","), args.io_sweep)
+    models_from = args.models_from.resolve() if args.models_from else None
+    cfg = config(work, args.minutes, args.classical.split(","), args.io_sweep, models_from, args.batch_size)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.time()
     r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(args.cores),
@@ -101,17 +111,20 @@ def main() -> int:
     pairs = pd.read_csv(work / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
     summary = table(pairs)
     training = {}
-    for model_dir in sorted((work / "out" / "models").glob("*")):
+    for model_dir in sorted((work / "out" / "models").glob("*")) if models_from is None else []:
         curve = pd.read_csv(model_dir / "training.tsv", sep="\t")
         bench = pd.read_csv(next((work / "out" / "benchmarks" / "train").glob(f"{model_dir.name}.tsv")), sep="\t")
         training[model_dir.name] = {"steps": int(curve.step.max()), "seconds_per_step": float(curve.seconds.median()),
                                     "best_val_dice": float(curve.val_dice.max()), "job_s": float(bench.s.iloc[-1]),
                                     "peak_rss_mb": float(bench.max_rss.iloc[-1])}
     commit = bench_commit()
-    out = {"benchmark": "learned_2mm", "commit": commit, "machine": machine(), "minutes_per_model": args.minutes,
+    if models_from is not None:
+        training = {"models_from": str(models_from), "note": "trained by an earlier run of this bench; its "
+                    "training figures are in that run's bench/results/learned_2mm.json"}
+    out = {"benchmark": tag, "commit": commit, "machine": machine(), "minutes_per_model": args.minutes,
            "returncode": r.returncode, "wall_s": round(wall, 1), "splits": SPLITS, "training": training,
            "table": summary.to_dict("records"), "pairs": pairs.to_dict("records")}
-    res = ROOT / "bench" / "results" / "learned_2mm.json"
+    res = ROOT / "bench" / "results" / f"{tag}.json"
     res.write_text(json.dumps(out, indent=1, default=str) + "\n")
     pd.set_option("display.width", 200)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

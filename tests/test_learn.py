@@ -12,7 +12,8 @@ from cohortreg.datasets import SHARED_DATA
 from cohortreg.errors import InputError
 from cohortreg.learn import checkpoint
 from cohortreg.learn.data import Pair
-from cohortreg.learn.network import build_network, crop_to, pad_to_multiple, pooling_factor, predict
+from cohortreg.learn.network import build_network, crop_to, infer, pad_to_multiple, pooling_factor, predict
+from cohortreg.torchreg.fields import compose
 from cohortreg.learn.train import TrainSettings, train
 from tests.conftest import needs_shared_data
 
@@ -27,6 +28,23 @@ def test_padding_round_trip_is_exact_and_the_field_has_the_input_grid():
     net = build_network((4, 8), 4)
     u, coarse, warped = predict(net, x, x, grid_scale=2, factor=pooling_factor((4, 8)))
     assert tuple(u.shape) == (1, 3, 13, 17, 10) and tuple(coarse.shape[2:]) == tuple(warped.shape[2:]) == (8, 8, 8)
+
+
+def test_inference_gives_the_training_field_and_its_inverse_from_the_negated_velocity():
+    torch.manual_seed(0)
+    x, y = torch.rand(1, 1, 20, 24, 16), torch.rand(1, 1, 20, 24, 16)
+    net = build_network((4, 8), 7)
+    with torch.no_grad():
+        for p in net.parameters():  # a random network's field is tiny; make it a few voxels
+            p.mul_(2.0)
+        u_train, _, _ = predict(net, x, y, grid_scale=2, factor=pooling_factor((4, 8)))
+        u, v = infer(net, x, y, grid_scale=2, factor=pooling_factor((4, 8)))
+    assert torch.allclose(u, u_train, atol=1e-6)
+    assert float(u.abs().max()) > 2.0  # a few voxels: the inverse is not simply -u
+    inner = (slice(None), slice(None), slice(3, -3), slice(3, -3), slice(3, -3))
+    residual = float(compose(v, u)[inner].abs().max())  # (id + v) o (id + u) = id, away from the border
+    assert residual < 0.1 * float(u.abs().max())
+    assert residual < 0.25 * float(compose(-u, u)[inner].abs().max())
 
 
 def lpba_crop(sid):

@@ -22,8 +22,10 @@ import json
 import logging
 import os
 import resource
+import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -105,12 +107,17 @@ def _write_benchmark(path: str, seconds: float) -> None:
 
 
 class _ItemLog:
-    """The item's own log file (what the per-subject job would have written), beside the batch log."""
+    """The item's own log file (what the per-subject job would have written), beside the batch log.
+
+    Items may run in parallel threads: the file takes only the records of the thread that opened it.
+    """
 
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.handler = logging.FileHandler(path, mode="w")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        thread = threading.get_ident()
+        self.handler.addFilter(lambda record: record.thread == thread)
 
     def __enter__(self) -> None:
         log.addHandler(self.handler)
@@ -120,26 +127,57 @@ class _ItemLog:
         self.handler.close()
 
 
+def chains(items: list[Item]) -> list[list[Item]]:
+    """Items grouped so that an item needing another's output runs after it, in the same chain
+    (a subject's skull strip after its preprocessing); chains are independent of each other."""
+    producer: dict[str, int] = {}
+    out: list[list[Item]] = []
+    for it in items:
+        owner = next((producer[p] for p in it.needs if p in producer), None)
+        if owner is None:
+            owner = len(out)
+            out.append([])
+        out[owner].append(it)
+        for p in it.outputs:
+            producer[p] = owner
+    return out
+
+
+def workers_for(threads: int, per_item: int, n_items: int) -> int:
+    """Items a batch job runs at once: its threads divided among items of ``per_item`` threads."""
+    return max(1, min(max(int(threads), 1) // max(int(per_item), 1), n_items))
+
+
 def run_items(items: list[Item], manifest: str,
-              run_together: Callable[[list[Item]], dict[str, float]] | None = None) -> dict[str, Any]:
+              run_together: Callable[[list[Item]], dict[str, float]] | None = None,
+              workers: int = 1) -> dict[str, Any]:
     """Run (or keep) every item, then write the manifest; never raises for one item's failure.
 
     run_together: runs several items in one call (the torch engine's GPU stack) and returns the
     seconds of each item it finished; what it did not finish, or all if it raised, runs alone.
+    workers: independent chains of items (see :func:`chains`) run in that many threads at once.
+    The work releases the GIL (torch, ITK through antspyx, zlib, numpy), so a local batch job
+    uses the cores it was given, as per-item jobs would.
     """
     stamps_path = manifest + ".stamps"
     stamps: dict[str, str] = _read_json(stamps_path)
     siblings: list[dict[str, str]] = []
+    lock = threading.Lock()
 
     def known(key: str) -> str | None:
         if key in stamps:
             return stamps[key]
-        if not siblings:  # read once, and only when an item is new to this batch
-            siblings.append(_sibling_stamps(stamps_path))
+        with lock:
+            if not siblings:  # read once, and only when an item is new to this batch
+                siblings.append(_sibling_stamps(stamps_path))
         return siblings[0].get(key)
 
     records: dict[str, dict[str, Any]] = {}
     current: dict[str, str] = {}
+
+    def save_stamps() -> None:
+        with lock:
+            write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
 
     def needs_running(it: Item) -> bool:
         """Record a skipped or kept item; True if it must run."""
@@ -152,7 +190,8 @@ def run_items(items: list[Item], manifest: str,
             log.warning("%s: skipped, %s", it.key, rec["error"])
             return False
         if current[it.key] == known(it.key) and all(os.path.exists(p) for p in it.outputs):
-            stamps[it.key] = current[it.key]
+            with lock:
+                stamps[it.key] = current[it.key]
             rec.update(status="ok", kept=True)
             return False
         return True
@@ -172,20 +211,26 @@ def run_items(items: list[Item], manifest: str,
                     seconds = time.perf_counter() - t0
                     log.info("%s: done in %.1f s", it.key, seconds)
                 _write_benchmark(it.benchmark, seconds)
-                stamps[it.key] = current[it.key]
+                with lock:
+                    stamps[it.key] = current[it.key]
                 rec.update(status="ok", seconds=round(seconds, 3))
             except Exception as exc:  # one item; the batch goes on
                 log.error("%s", exc)
                 log.info("traceback:\n%s", traceback.format_exc())
                 _remove(it.outputs)
-                stamps.pop(it.key, None)
+                with lock:
+                    stamps.pop(it.key, None)
                 rec.update(status="failed", error=str(exc))
-        write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
+        save_stamps()
 
-    if run_together is None:  # in order: a subject's skull strip reads what its preprocessing wrote
-        for it in items:
+    def run_chain(chain: list[Item]) -> None:
+        for it in chain:  # in order: a subject's skull strip reads what its preprocessing wrote
             if needs_running(it):
                 execute(it, {})
+
+    if run_together is None:
+        groups = chains(items)
+        run: Callable[[list[Item]], Any] = run_chain
     else:  # independent items (pairs of one stage): decide all, run the rest together
         todo = [it for it in items if needs_running(it)]
         together: dict[str, float] = {}
@@ -194,14 +239,20 @@ def run_items(items: list[Item], manifest: str,
                 together = run_together(todo)
             except Exception as exc:  # e.g. out of GPU memory: one at a time instead
                 log.warning("running %d items together failed (%s); running them one at a time", len(todo), exc)
-        for it in todo:
-            execute(it, together)
+        groups = [[it] for it in todo]
+        run = lambda chain: [execute(it, together) for it in chain]  # noqa: E731
+    if workers > 1 and len(groups) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(groups)), thread_name_prefix="item") as pool:
+            list(pool.map(run, groups))  # run_chain never raises for an item
+    else:
+        for chain in groups:
+            run(chain)
     for it in items:
         if records[it.key]["status"] == "ok" and it.report:
             records[it.key].update(it.report())
-    write_text_atomic(json.dumps(stamps, indent=0, sort_keys=True), stamps_path)
+    save_stamps()
     failed = [r["item"] for r in records.values() if r["status"] != "ok"]
-    out = {"items": list(records.values()), "failed": failed, "version": __version__}
+    out = {"items": [records[it.key] for it in items], "failed": failed, "version": __version__}
     write_text_atomic(json.dumps(out, indent=1) + "\n", manifest)
     log.info("batch: %d items, %d kept, %d failed", len(records), sum(bool(r.get("kept")) for r in records.values()),
              len(failed))

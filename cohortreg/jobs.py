@@ -42,15 +42,18 @@ def seed_ants(seed: int) -> None:
 
 
 @contextmanager
-def job(smk: Any, what: str) -> Iterator[logging.Logger]:
-    """Context for a script body: logging to snakemake.log[0], threads pinned, errors logged then raised."""
+def job(smk: Any, what: str, threads: int | None = None) -> Iterator[logging.Logger]:
+    """Context for a script body: logging to snakemake.log[0], threads pinned, errors logged then raised.
+
+    threads: what each library may use, if not the job's own (a batch job running items in
+    parallel pins each item's share)."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if smk.log:
         os.makedirs(os.path.dirname(str(smk.log[0])) or ".", exist_ok=True)
         handlers.append(logging.FileHandler(str(smk.log[0]), mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
                         force=True)
-    pin_threads(smk.threads, smk.config.get("seed"))
+    pin_threads(smk.threads if threads is None else threads, smk.config.get("seed"))
     log.info("%s: %s (threads=%s, host=%s, SLURM_JOB_ID=%s, CUDA_VISIBLE_DEVICES=%s)", what,
              dict(smk.wildcards.items()), smk.threads, os.uname().nodename, os.environ.get("SLURM_JOB_ID", "-"),
              os.environ.get("CUDA_VISIBLE_DEVICES", "-"))

@@ -17,6 +17,27 @@ if BATCH_SIZE > 1:
     PAIR_BATCHES = {c: chunk(p, BATCH_SIZE) for c, p in PAIR_BATCHES.items()}
 
 
+def batch_workers(family):
+    """Items a batch job runs at once, each with its stage's threads (config batch_workers).
+    auto: a local run fills --cores (a batch job is then never slower than per-subject jobs);
+    on a cluster, 1 (one item's threads per job, as the profile's resources say)."""
+    setting = config.get("batch_workers", "auto")
+    if setting == "auto":
+        if not workflow.local_exec:
+            return 1
+        try:
+            cores = int(workflow.cores)
+        except Exception:  # a dry run without --cores
+            cores = os.cpu_count() or 1
+        setting = max(min(cores, os.cpu_count() or cores) // max(res(family, "threads"), 1), 1)
+    return max(1, min(int(setting), BATCH_SIZE))
+
+
+def batch_threads(family):
+    """A batch job's threads: its workers times one item's (Snakemake caps them at --cores)."""
+    return res(family, "threads") * batch_workers(family)
+
+
 def batch_rows(wildcards):
     c = wildcards.cohort
     return [{"subject": s, **ROW(c, s)} for s in SUBJECT_BATCHES[c][int(wildcards.batch)]]
@@ -35,8 +56,12 @@ def batch_pairs(wildcards):
 def batch_subject_manifests(wildcards):
     """Subject-batch manifests of every subject in this pair batch (the reference's batch included)."""
     c = wildcards.cohort
-    ids = sorted({SUBJECT_BATCH[(c, s)] for pair in batch_pairs(wildcards) for s in pair})
-    return [L.batch("subjects").format(cohort=c, batch=b) for b in ids]
+    subjects = {s for pair in batch_pairs(wildcards) for s in pair}
+    ids = sorted({SUBJECT_BATCH[(c, s)] for s in subjects if (c, s) in SUBJECT_BATCH})
+    # a fixed subject that no batch makes: a built template (design: template), rules/template.smk
+    made = [p.format(cohort=c, subject=s) for s in sorted(subjects) if (c, s) not in SUBJECT_BATCH
+            for p in (L.brain, L.brain_mask, L.preproc_labels, L.subject_qc)]
+    return [L.batch("subjects").format(cohort=c, batch=b) for b in ids] + made
 
 
 def batch_manifests():
@@ -94,9 +119,9 @@ rule subjects_batch:
         L.batch("subjects", "logs"),
     benchmark:
         L.batch("subjects", "benchmarks")
-    threads: res("subject", "threads")
+    threads: batch_threads("subject")
     resources:
-        mem_mb=grows("subject", "mem_mb"),
+        mem_mb=grows("subject", "mem_mb", per_item=batch_workers("subject")),
         runtime=grows("subject", "runtime", per_item=2 * BATCH_SIZE),
         **slurm_resources(),
     script:
@@ -119,9 +144,9 @@ rule affine_batch:
         L.batch("affine", "logs"),
     benchmark:
         L.batch("affine", "benchmarks")
-    threads: res("affine", "threads")
+    threads: batch_threads("affine")
     resources:
-        mem_mb=grows("affine", "mem_mb"),
+        mem_mb=grows("affine", "mem_mb", per_item=batch_workers("affine")),
         runtime=grows("affine", "runtime", per_item=BATCH_SIZE),
         **slurm_resources(),
     script:
@@ -146,9 +171,9 @@ rule register_batch:
         L.batch("{method}/register", "logs"),
     benchmark:
         L.batch("{method}/register", "benchmarks")
-    threads: res("register", "threads")
+    threads: batch_threads("register")
     resources:
-        mem_mb=grows("register", "mem_mb"),
+        mem_mb=grows("register", "mem_mb", per_item=batch_workers("register")),
         runtime=grows("register", "runtime", per_item=BATCH_SIZE),
         **method_resources(),
     script:
@@ -171,9 +196,9 @@ rule metrics_batch:
         L.batch("{method}/metrics", "logs"),
     benchmark:
         L.batch("{method}/metrics", "benchmarks")
-    threads: res("metrics", "threads")
+    threads: batch_threads("metrics")
     resources:
-        mem_mb=grows("metrics", "mem_mb"),
+        mem_mb=grows("metrics", "mem_mb", per_item=batch_workers("metrics")),
         runtime=grows("metrics", "runtime", per_item=BATCH_SIZE),
         **slurm_resources(),
     script:

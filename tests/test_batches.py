@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from cohortreg.batches import Item, backdate_failed, chunk, run_items
+from cohortreg.batches import Item, backdate_failed, chains, chunk, run_items
 from tests.conftest import planned_jobs, run_snakemake
 from tests.test_workflow import add_bad_subjects, config_args
 
@@ -60,6 +60,64 @@ def test_run_items_keeps_finished_items_and_isolates_a_failure(tmp_path):
     # the manifest with failures is backdated so that Snakemake reruns the batch next time
     assert backdate_failed([manifest]) == ["stage b", "stage c"] and os.stat(manifest).st_mtime == 0
     assert json.loads((tmp_path / "batch-1.json").read_text())["failed"] == ["stage b", "stage c"]
+
+
+def _busy_item(d, name, order):
+    """An item whose work is a torch Gaussian smoothing on one thread (the GIL is released)."""
+    import logging
+
+    import torch
+
+    from cohortreg.torchreg.fields import smooth
+
+    out = d / f"{name}.out"
+
+    def run():
+        order.append(("start", name))
+        logging.getLogger("cohortreg").warning("working on %s", name)
+        x = torch.rand(1, 3, 96, 96, 96)
+        for _ in range(12):
+            x = smooth(x, 1.5)
+        out.write_text(name)
+        order.append(("end", name))
+
+    return Item(f"stage {name}", run, [str(out)], str(d / f"{name}.log"), str(d / f"{name}.bench.tsv"), {"k": 1})
+
+
+def test_a_batch_runs_independent_items_side_by_side_and_dependent_ones_in_order(tmp_path):
+    import time
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        order = []
+        run_items([_busy_item(tmp_path, "warm", order)], str(tmp_path / "warm.json"))
+        t0 = time.perf_counter()
+        run_items([_busy_item(tmp_path, "one", order)], str(tmp_path / "one.json"))
+        one = time.perf_counter() - t0
+        order.clear()
+        t0 = time.perf_counter()
+        out = run_items([_busy_item(tmp_path, "a", order), _busy_item(tmp_path, "b", order)], str(tmp_path / "two.json"),
+                        workers=2)
+        two = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["status"] for r in out["items"]] == ["ok", "ok"]
+    assert order[:2] == [("start", "a"), ("start", "b")]  # both began before either ended
+    if (os.cpu_count() or 1) >= 2:
+        assert two < 1.6 * one, (one, two)
+    # each item's log holds its own lines only, though both wrote at once
+    assert "working on a" in (tmp_path / "a.log").read_text() and "working on b" not in (tmp_path / "a.log").read_text()
+    # a subject's skull strip (needs the preprocessing's output) stays after it, in one chain
+    calls = []
+    pre = _item(tmp_path, "pre", calls)
+    strip = _item(tmp_path, "strip", calls, needs=[tmp_path / "pre.out"])
+    other = _item(tmp_path, "other", calls)
+    assert [[i.key for i in c] for c in chains([pre, strip, other])] == [["stage pre", "stage strip"], ["stage other"]]
+    run_items([pre, strip, other], str(tmp_path / "chain.json"), workers=2)
+    assert calls.index("pre") < calls.index("strip") and sorted(calls) == ["other", "pre", "strip"]
 
 
 @pytest.mark.workflow

@@ -16,6 +16,7 @@ include: "rules/preprocess.smk"
 include: "rules/register.smk"
 include: "rules/batch.smk"
 include: "rules/metrics.smk"
+include: "rules/template.smk"
 
 
 rule all:

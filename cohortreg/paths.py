@@ -10,6 +10,9 @@ with real values to find a file. The tree a person browses:
     OUT/logs/, OUT/benchmarks/                   one log and one benchmark per subject or pair
     OUT/batches/{cohort}/                        batch_size > 1: one manifest per batch job
     OUT/models/{model}/                          a learned method's model.pt, training curve, checkpoints
+    OUT/templates/{name}/                        a built template (tpl-{name}_*), its convergence and
+                                                 iter-{iteration}/ (that iteration's template, the
+                                                 inputs registered to it, the update's row)
 """
 
 from __future__ import annotations
@@ -78,6 +81,23 @@ class Layout:
     def model_witness(self, what: str = "logs") -> str:
         """The training job's log or benchmark: OUT/{logs,benchmarks}/train/{model}.{log,tsv}."""
         return self._p(f"{what}/train/{{model}}" + (".log" if what == "logs" else ".tsv"))
+
+    # templates (rules/template.smk): {name} is template.name; iteration 00 is the reference, 01 the
+    # affine-aligned mean, each later one the result of one deformable update
+    def template_file(self, suffix: str) -> str:
+        """A deliverable: tpl-{name}_T1w.nii.gz, ..._desc-brain_mask.nii.gz, ..._cohort-{cohort}_dseg.nii.gz."""
+        return self._p("templates/{name}/tpl-{name}_" + suffix)
+
+    def template_doc(self, name: str) -> str:
+        """convergence.tsv, convergence.png, template_description.json."""
+        return self._p("templates/{name}/" + name)
+
+    def template_iter(self, name: str = "T1w.nii.gz", which: str = "iteration") -> str:
+        return self._p("templates/{name}/iter-{" + which + "}/tpl-{name}_iter-{" + which + "}_" + name)
+
+    def template_input(self, name: str) -> str:
+        """An input's registration to iteration {iteration}'s template: transforms.json, warped files."""
+        return self._p("templates/{name}/iter-{iteration}/{cohort}/sub-{subject}/" + name)
 
     # cohort tables
     def table(self, name: str) -> str:

@@ -38,6 +38,9 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                 ("nibabel", "numpy", "scipy")),
     "aggregate": (("__init__.py", "aggregate.py", "qc.py", "provenance.py"), ("pandas", "numpy")),
     "learn": (_COMMON + ("learn", "metrics.py") + _TORCHREG, ("torch", "monai", "antspyx")),
+    "template": (_COMMON + ("template", "stages.py:affine_files", "registration/affine.py", "registration/base.py",
+                            "registration/__init__.py", "torchreg/affine.py", "torchreg/fields.py",
+                            "torchreg/similarity.py", "torchreg/greedy.py"), ("antspyx", "nibabel", "torch")),
 }
 # A method's own code on top of the register stage's (cohortreg.registration's classes).
 METHODS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -173,7 +173,7 @@ def cohort_qc(pairs: Any, handed: dict[tuple[str, str], int], settings: QCSettin
                     verdicts[r].add(level, f"{what} {'below' if sign < 0 else 'above'} its cohort and method "
                                            f"(robust z {zi:+.1f})")
     for cohort in pairs["cohort"].unique():
-        signs = {s: h for (c, s), h in handed.items() if c == cohort}
+        signs = {s: h for (c, s), h in handed.items() if c == cohort and h}  # 0: not a scan (a template)
         if len(signs) < 3:
             continue
         values = np.array(list(signs.values()))

@@ -160,9 +160,17 @@ def references(table: pd.DataFrame, chosen: dict[str, str] | None = None) -> dic
     return out
 
 
+TEMPLATE_PREFIX = "tpl-"  # a fixed "subject" named tpl-{name} is a built template (design: template)
+
+
 def design_pairs(table: pd.DataFrame, design: str, reference: dict[str, str] | None = None,
-                 pairs_path: str | None = None) -> list[Pair]:
-    """The registrations to run: every subject to its cohort's reference, or an explicit pairs TSV."""
+                 pairs_path: str | None = None, template: str | None = None) -> list[Pair]:
+    """The registrations to run: every subject to its cohort's reference, an explicit pairs TSV, or
+    every subject to the built template tpl-{template} (design: template)."""
+    if design == "template":
+        if not template:
+            raise SheetError("design 'template' needs template.name (the built template to register to)")
+        return [Pair(r.cohort, r.subject, TEMPLATE_PREFIX + template) for r in table.itertuples(index=False)]
     if design == "reference":
         refs = references(table, reference)
         return [Pair(r.cohort, r.subject, refs[r.cohort]) for r in table.itertuples(index=False)
@@ -186,7 +194,7 @@ def design_pairs(table: pd.DataFrame, design: str, reference: dict[str, str] | N
         if problems:
             raise SheetError(f"pairs file {pairs_path!r}:\n  " + "\n  ".join(problems))
         return list(dict.fromkeys(out))
-    raise SheetError(f"unknown design {design!r}: use 'reference' or 'pairwise'")
+    raise SheetError(f"unknown design {design!r}: use 'reference', 'pairwise' or 'template'")
 
 
 class SubjectIndex:

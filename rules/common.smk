@@ -28,7 +28,8 @@ ROW = SubjectIndex(SHEET)
 # the default reference of a cohort is then its first test subject.
 SPLIT = has_split(SHEET)
 EVALUATED = SHEET[SHEET["split"] == "test"] if SPLIT else SHEET
-PAIRS = design_pairs(EVALUATED, config["design"], config.get("reference"), config.get("pairs"))
+PAIRS = design_pairs(EVALUATED, config["design"], config.get("reference"), config.get("pairs"),
+                     config["template"]["name"])
 METHODS = list(config["methods"])
 L = Layout(config["outdir"].rstrip("/"))
 BATCH_SIZE = auto_batch_size(config.get("batch_size", "auto"), len(SHEET))
@@ -82,7 +83,7 @@ ENGINE = {m: engine_of(m, configured(m)) for m in METHODS}
 
 wildcard_constraints:
     cohort="[A-Za-z0-9_-]+",
-    subject="[A-Za-z0-9_-]+",
+    subject="(?!tpl-)[A-Za-z0-9_-]+",  # tpl-{name}: a built template standing in as a fixed subject
     moving="[A-Za-z0-9_-]+",
     fixed="[A-Za-z0-9_-]+",
     method="|".join(METHODS),

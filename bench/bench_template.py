@@ -1,0 +1,161 @@
+"""Templates across cohorts (issue 16), on real data at 2 mm, with the README commands.
+
+1. Build: LPBA40 S02..S20 and OASIS-TRT sub-02..sub-12 (split train; S01 and sub-01 are split test),
+   ``snakemake template`` with the torch engine, ``iterations`` deformable updates: wall time per
+   iteration (from the jobs' benchmark files and the run's wall clock), peak memory per job, the
+   convergence table.
+2. Use: ``design: template`` registers S01 and sub-01 (not in the build) to it with torch; Dice to the
+   template's labels of their protocol, against the same subjects registered to one subject used as
+   the template (``design: reference`` with LPBA40 S02 and OASIS-TRT sub-02).
+3. Balance: 19 LPBA40 + 3 OASIS-TRT subjects, ``weighting: cohort`` against ``subject``: the mean warp
+   norm from the template to each cohort's inputs (its last round), which should be smaller for
+   OASIS-TRT with cohort weighting.
+
+    python bench/bench_template.py            # writes bench/results/template_2mm.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
+from cohortreg.datasets import COHORTS, SHARED_DATA, available  # noqa: E402
+
+LPBA = [f"S{i:02d}" for i in range(1, 21)]
+OASIS = [f"{i:02d}" for i in range(1, 13)]
+
+
+def sheet(path: Path, cohorts: dict[str, list[str]], test: set[tuple[str, str]]) -> Path:
+    rows = ["cohort\tsubject\tt1\tlabels\tsplit"]
+    for cohort, ids in cohorts.items():
+        folder, _, lab = COHORTS[cohort]
+        for sid in ids:
+            d = SHARED_DATA / folder / f"sub-{sid}"
+            rows.append(f"{cohort}\t{sid}\t{d / 't1w_brain.nii.gz'}\t{d / lab}\t{'test' if (cohort, sid) in test else 'train'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def snakemake(work: Path, cfg: dict, *targets: str, cores: int = 2) -> tuple[float, int, str]:
+    name = cfg["template"]["name"] + "_" + cfg.get("design", "reference")
+    (work / f"{name}.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *targets, "--cores", str(cores),
+                        "--keep-going", "--configfile", str(work / f"{name}.yaml")], cwd=work, capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    (work / f"{name}.log").write_text(r.stdout + r.stderr)
+    return time.time() - t0, r.returncode, r.stderr[-2000:]
+
+
+def base_config(work: Path, samples: Path, out: str, template: dict, method_params: dict) -> dict:
+    return {"samples": str(samples), "outdir": str(work / out), "methods": ["torch"], "preprocess": {"spacing": 2.0},
+            "affine": {"engine": "torch"}, "template": template, "method_params": method_params}
+
+
+def job_table(out: Path, name: str) -> pd.DataFrame:
+    rows = []
+    for f in (out / "benchmarks" / "template" / name).rglob("*.tsv"):
+        b = pd.read_csv(f, sep="\t")
+        rel = f.relative_to(out / "benchmarks" / "template" / name).parts
+        it = rel[0] if rel[0].startswith("iter-") else f.stem
+        rows.append({"step": it, "s": float(b.s.iloc[-1]), "max_rss_mb": float(b.max_rss.iloc[-1])})
+    df = pd.DataFrame(rows)
+    return (df.groupby("step").agg(jobs=("s", "size"), job_s_mean=("s", "mean"), job_s_sum=("s", "sum"),
+                                   peak_rss_mb=("max_rss_mb", "max")).reset_index())
+
+
+def cohort_warp_norm(out: Path, name: str, last: int) -> dict[str, float]:
+    """Per cohort: the mean |warp| (mm) over the brain of its inputs' registrations to the final template."""
+    from cohortreg.template.shape import field_norm, read_field
+
+    root = out / "templates" / name / f"iter-{last:02d}"
+    mask = np.asarray(nib.load(out / "templates" / name / f"tpl-{name}_desc-brain_mask.nii.gz").dataobj) > 0
+    res: dict[str, list[float]] = {}
+    for manifest in root.glob("*/sub-*/transforms.json"):
+        doc = json.loads(manifest.read_text())
+        if doc.get("warp"):
+            norm = field_norm(read_field(str(manifest.parent / doc["warp"])))
+            res.setdefault(manifest.parent.parent.name, []).append(float(norm[mask].mean()))
+    return {c: float(np.mean(v)) for c, v in res.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iterations", type=int, default=4)
+    ap.add_argument("--balance-iterations", type=int, default=2)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["build", "use", "balance"])
+    args = ap.parse_args()
+    if not available():
+        print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
+        return 2
+    work = ROOT / "bench" / "work" / "template_2mm"
+    work.mkdir(parents=True, exist_ok=True)
+    torch_params = {"torch": {"preset": "default", "device": "cpu"}}
+    result: dict = {"benchmark": "template_2mm", "commit": bench_commit(), "machine": machine(), "cores": 2}
+
+    test = {("lpba40", "S01"), ("oasis", "01")}
+    samples = sheet(work / "samples.tsv", {"lpba40": LPBA, "oasis": OASIS}, test)
+    tpl = {"name": "study", "iterations": args.iterations, "method": "torch", "weighting": "cohort"}
+    cfg = base_config(work, samples, "out", tpl, torch_params)
+    out = work / "out"
+    if "build" not in args.skip:
+        wall, rc, err = snakemake(work, cfg, "template")
+        conv = pd.read_csv(out / "templates" / "study" / "convergence.tsv", sep="\t")
+        jobs = job_table(out, "study")
+        result["build"] = {"inputs": len(LPBA) + len(OASIS) - 2, "iterations": args.iterations, "wall_s": round(wall, 1),
+                           "returncode": rc, "jobs": jobs.round(3).to_dict("records"),
+                           "convergence": conv.round(5).to_dict("records")}
+        print(f"build: {wall:.0f} s, rc {rc}")
+        print(jobs.to_string(index=False))
+        print(conv.to_string(index=False))
+    if "use" not in args.skip:
+        use = {}
+        wall, rc, err = snakemake(work, {**cfg, "design": "template"})
+        to_tpl = pd.read_csv(out / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
+        single = sheet(work / "single.tsv", {"lpba40": ["S02", "S01"], "oasis": ["02", "01"]}, set())
+        cfg_single = base_config(work, single, "single", {**tpl, "name": "none"}, torch_params)
+        wall2, rc2, err2 = snakemake(work, cfg_single)
+        to_one = pd.read_csv(work / "single" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
+        for df, key in ((to_tpl, "to_template"), (to_one, "to_one_subject")):
+            for r in df.itertuples():
+                use.setdefault(f"{r.cohort}/{r.moving}", {})[key] = {"fixed": r.fixed, "status": r.status,
+                                                                      "dice": r.dice_mean, "hd95": r.hd95}
+        result["use"] = {"wall_s": [round(wall, 1), round(wall2, 1)], "returncode": [rc, rc2], "pairs": use}
+        print(json.dumps(use, indent=1))
+    if "balance" not in args.skip:
+        bal = {}
+        bsheet = sheet(work / "balance.tsv", {"lpba40": LPBA[1:], "oasis": OASIS[1:4]}, set())
+        for weighting in ("cohort", "subject"):
+            name = f"bal{weighting}"
+            c = base_config(work, bsheet, f"balance_{weighting}",
+                            {"name": name, "iterations": args.balance_iterations, "method": "torch", "weighting": weighting},
+                            torch_params)
+            wall, rc, err = snakemake(work, c, "template")
+            bal[weighting] = {"wall_s": round(wall, 1), "returncode": rc,
+                              "warp_norm_mm": cohort_warp_norm(work / f"balance_{weighting}", name,
+                                                               args.balance_iterations + 1)}
+            print(weighting, bal[weighting])
+        result["balance"] = bal
+    res = ROOT / "bench" / "results" / "template_2mm.json"
+    old = json.loads(res.read_text()) if res.exists() else {}
+    res.write_text(json.dumps({**old, **result}, indent=1, default=str) + "\n")
+    print(f"wrote {res}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""Template building, one job function per step (rules/template.smk runs them):
+
+- :func:`register_to_template`: one input to the current template (affine, then the configured
+  deformable method), the warped brain and labels on the template grid;
+- :func:`update_template`: one iteration's means and shape update -> the next template and that
+  iteration's convergence row;
+- :func:`finish_template`: the final template's labels (per cohort), brain mask, convergence table and
+  figure, and ``template_description.json``.
+
+Each step is its own job with its own files, so a killed build resumes at the subject and iteration
+where it stopped. Iteration 0 registers every input affinely to the initial reference (the first input,
+or a chosen subject or file, on a grid grown by ``pad_mm``); its update, with no warp, is the
+affine-aligned weighted mean: the initial template.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import nibabel as nib
+import numpy as np
+
+from ..io import ants_to_nib, nib_to_ants, save_atomic, write_text_atomic
+from .labels import mean_dice, vote
+from .shape import field_norm, mean_affine, read_affine_mat, read_field, shape_update, weighted_mean
+
+
+@dataclass(frozen=True)
+class TemplateSettings:
+    name: str = "study"
+    cohorts: tuple[str, ...] = ()
+    iterations: int = 4
+    method: str = "torch"
+    gradient_step: float = 0.25
+    init: str = "mean"            # mean | a subject id (cohort/subject) | a NIfTI file
+    weighting: str = "cohort"
+    sharpen: bool = True
+    pad_mm: float = 10.0
+    update_steps: int = 4         # the scaled mean warp is applied this many times (ANTs: 4)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Input:
+    """One subject's result of a round: what update_template and finish_template read."""
+
+    cohort: str
+    subject: str
+    manifest: str                 # transforms.json of the registration to the round's template
+    warped: str                   # brain on the template grid
+    warped_labels: str = ""       # labels on the template grid ('' = none)
+
+
+def padded_grid(reference: nib.Nifti1Image, pad_mm: float) -> nib.Nifti1Image:
+    """The reference's grid grown by pad_mm on every side (a brain of another cohort may be larger),
+    with the reference's data in it."""
+    zooms = np.asarray(reference.header.get_zooms()[:3], float)
+    pad = np.ceil(float(pad_mm) / zooms).astype(int)
+    data = np.pad(np.asarray(reference.dataobj, dtype=np.float32), [(p, p) for p in pad])
+    aff = reference.affine.copy()
+    aff[:3, 3] = reference.affine[:3, :3] @ (-pad) + reference.affine[:3, 3]
+    return nib.Nifti1Image(data, aff)
+
+
+def initial_reference(path: str, pad_mm: float, out: str) -> None:
+    """Iteration 0's target: the reference brain on its padded grid, intensities scaled to mean 1."""
+    ref = padded_grid(nib.load(path), pad_mm)
+    data = np.asarray(ref.dataobj, dtype=np.float32)
+    save_atomic(nib.Nifti1Image(data / max(float(data[data > 0].mean()), 1e-12), ref.affine), out)
+
+
+def register_to_template(template: str, brain: str, labels: str, method: str, params: dict[str, Any],
+                         affine_settings: dict[str, Any], out_manifest: str, out_warped: str, out_labels: str,
+                         threads: int = 1, affine_only: bool = False) -> dict[str, Any]:
+    """One input to the current template: the .mat (template -> subject), the method's warp, the
+    warped brain and labels (nearest label) on the template grid, and transforms.json."""
+    from ..registration import get_method, write_manifest
+    from ..registration.base import Transforms, warp_pair
+    from ..stages import affine_files
+
+    outdir = Path(out_manifest).parent
+    outdir.mkdir(parents=True, exist_ok=True)
+    mat = str(outdir / "affine.mat")
+    affine_files(template, brain, affine_settings, mat)
+    f, m = nib_to_ants(nib.load(template)), nib_to_ants(nib.load(brain))
+    ml = nib_to_ants(nib.load(labels)) if labels else None
+    if affine_only:
+        tx, name = Transforms(forward=[mat], inverse=[mat], inverse_invert=[True]), "affine"
+        impl_params: dict[str, Any] = {}
+    else:
+        impl = get_method(method, params)(params, threads)
+        impl.prepare()
+        tx, name, impl_params = impl.register(f, m, mat, outdir), impl.name, impl.params
+    tx, warped, warped_labels = warp_pair(tx, f, m, ml)
+    save_atomic(ants_to_nib(warped, np.float32), out_warped)
+    if warped_labels is not None:
+        save_atomic(ants_to_nib(warped_labels, np.int32), out_labels)
+    elif out_labels:
+        save_atomic(nib.Nifti1Image(np.zeros(f.shape, np.int32), nib.load(template).affine), out_labels)
+    write_manifest(tx, Path(out_manifest), method if not affine_only else "affine", impl_params, name)
+    return tx.extra
+
+
+def _normalised(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(image / its mean over its brain, brain mask): each input, whatever its cohort's intensity
+    scale, contributes on the same scale (ANTs' 'mean of normalised images')."""
+    data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    mask = data > 1e-3 * float(data.max() or 1.0)
+    return data / max(float(data[mask].mean()) if mask.any() else 1.0, 1e-12), mask
+
+
+def _sharpen(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """ANTs' Laplacian sharpening (ImageMath Sharpen), as the template script's default does."""
+    from ..lazy_ants import import_ants
+
+    img = nib_to_ants(nib.Nifti1Image(data.astype(np.float32), affine))
+    return import_ants().iMath(img, "Sharpen").numpy().astype(np.float32)
+
+
+def sharpness(data: np.ndarray, mask: np.ndarray) -> float:
+    """Mean gradient magnitude over mean intensity inside the mask: higher = crisper template."""
+    if not mask.any():
+        return float("nan")
+    g = np.sqrt(sum(d ** 2 for d in np.gradient(data.astype(np.float64))))
+    return float(g[mask].mean() / max(float(data[mask].mean()), 1e-12))
+
+
+def cohort_votes(inputs: Sequence[Input], weights: Sequence[float]):
+    """Per cohort with labels: (cohort, its warped label maps, their weighted vote, labels, probabilities)."""
+    for cohort in sorted({i.cohort for i in inputs}):
+        mine = [(i, w) for i, w in zip(inputs, weights) if i.cohort == cohort and i.warped_labels]
+        maps = [np.asarray(nib.load(i.warped_labels).dataobj).astype(np.int64) for i, _ in mine]
+        if maps and any(m.any() for m in maps):
+            yield (cohort, maps, *vote(maps, [w for _, w in mine]))
+
+
+def cohort_label_dice(inputs: Sequence[Input], weights: Sequence[float]) -> dict[str, float]:
+    """Per cohort with labels: the mean Dice of its warped label maps to their weighted vote."""
+    return {c: float(np.mean([mean_dice(m, consensus) for m in maps]))
+            for c, maps, consensus, _, _ in cohort_votes(inputs, weights)}
+
+
+def update_template(template: str, inputs: Sequence[Input], weights: Sequence[float], settings: TemplateSettings,
+                    iteration: int, out_template: str, out_row: str, out_png: str = "") -> dict[str, Any]:
+    """The next template from round ``iteration`` (the inputs registered to iteration ``iteration``'s
+    template): the weighted mean of the normalised warped brains (sharpened), then the shape update
+    through the mean affine and the mean warp (none in the affine-only round 0). Its convergence row
+    describes that round: its labels' agreement, its mean warp, and the update it led to."""
+    tpl = nib.load(template)
+    arrays, masks = zip(*(_normalised(i.warped) for i in inputs))
+    mean = weighted_mean(arrays, weights).astype(np.float32)
+    mask = weighted_mean(masks, weights) >= 0.5
+    if settings.sharpen:
+        mean = np.where(mean > 0, _sharpen(mean, tpl.affine), 0).astype(np.float32)
+    docs = [json.loads(Path(i.manifest).read_text()) for i in inputs]
+    mats = [read_affine_mat(str(Path(i.manifest).parent / next(p for p in d["forward"] if p.endswith(".mat"))))
+            for i, d in zip(inputs, docs)]
+    warps = [str(Path(i.manifest).parent / d["warp"]) for i, d in zip(inputs, docs) if d.get("warp")]
+    field = weighted_mean([read_field(w) for w in warps], weights) if len(warps) == len(inputs) else None
+    new, disp = shape_update(nib.Nifti1Image(mean, tpl.affine), mean_affine(mats, weights), field,
+                             settings.gradient_step if field is not None else 0.0, settings.update_steps)
+    save_atomic(nib.Nifti1Image(new, tpl.affine), out_template)
+    warp_norm = field_norm(field)[mask] if field is not None and mask.any() else np.zeros(1, np.float32)
+    row = {"iteration": iteration, "inputs": len(inputs), "update_mean_mm": float(disp[mask].mean()) if mask.any() else 0.0,
+           "update_max_mm": float(disp[mask].max()) if mask.any() else 0.0, "warp_mean_mm": float(warp_norm.mean()),
+           "warp_max_mm": float(warp_norm.max()), "sharpness": sharpness(mean, mask),
+           **{f"dice_{c}": d for c, d in cohort_label_dice(inputs, weights).items()}}
+    write_text_atomic(json.dumps(row, indent=1) + "\n", out_row)
+    if out_png:
+        slices_png(new, f"tpl-{settings.name} iteration {iteration + 1}", out_png)
+    return row
+
+
+def reference_as_initial(template: str, settings: TemplateSettings, out_template: str, out_row: str, out_png: str) -> None:
+    """template.init a subject or a file: that reference is the initial template, as it is."""
+    img = nib.load(template)
+    save_atomic(nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine), out_template)
+    write_text_atomic(json.dumps({"iteration": 0, "inputs": 0, "note": f"template.init: {settings.init}"}) + "\n", out_row)
+    slices_png(np.asarray(img.dataobj, dtype=np.float32), f"tpl-{settings.name} initial ({settings.init})", out_png)
+
+
+def finish_template(template: str, inputs: Sequence[Input], weights: Sequence[float], settings: TemplateSettings,
+                    rows: Sequence[str], outputs: dict[str, str], description: dict[str, Any]) -> None:
+    """The deliverables of a built template (TemplateFlow-style names, see Layout.template_file)."""
+    tpl = nib.load(template)
+    data = np.asarray(tpl.dataobj, dtype=np.float32)
+    masks = [_normalised(i.warped)[1] for i in inputs]
+    mask = weighted_mean(masks, weights) >= 0.5
+    save_atomic(nib.Nifti1Image(data, tpl.affine), outputs["T1w"])
+    save_atomic(nib.Nifti1Image(mask.astype(np.uint8), tpl.affine), outputs["mask"])
+    final = {"iteration": len(rows), "inputs": len(inputs), "sharpness": sharpness(data, mask)}  # the last round
+    labelled = {}
+    for cohort, maps, consensus, labels, prob in cohort_votes(inputs, weights):
+        final[f"dice_{cohort}"] = float(np.mean([mean_dice(m, consensus) for m in maps]))
+        dseg, probseg = outputs["dseg"].format(cohort=cohort), outputs["probseg"].format(cohort=cohort)
+        save_atomic(nib.Nifti1Image(consensus.astype(np.int32), tpl.affine), dseg)
+        img = nib.Nifti1Image(prob, tpl.affine)
+        img.header.set_slope_inter(1.0 / 255.0, 0.0)  # readers see probabilities in [0, 1]
+        save_atomic(img, probseg)
+        write_text_atomic(json.dumps({"labels": [int(v) for v in labels], "subjects": len(maps)}, indent=1) + "\n",
+                          probseg.replace(".nii.gz", ".json"))
+        labelled[cohort] = {"dseg": Path(dseg).name, "probseg": Path(probseg).name, "labels": len(labels) - 1}
+    table = [json.loads(Path(r).read_text()) for r in rows] + [final]
+    import pandas as pd
+
+    df = pd.DataFrame(table)
+    write_text_atomic(df.to_csv(sep="\t", index=False, float_format="%.6g"), outputs["convergence"])
+    convergence_png(df, settings.name, outputs["convergence_png"])
+    doc = {**description, "name": f"tpl-{settings.name}", "labels": labelled,
+           "inputs": [{"cohort": i.cohort, "subject": i.subject, "weight": w} for i, w in zip(inputs, weights)]}
+    write_text_atomic(json.dumps(doc, indent=1, default=str) + "\n", outputs["description"])
+
+
+def template_as_subject(name: str, t1: str, mask: str, labels: str, qc: dict[str, Any], outputs: dict[str, str]) -> None:
+    """A built template's files under the names of a subject's (design: template): its T1w is the
+    brain, its cohort labels the labels, and its input QC is computed like any subject's."""
+    from ..qc import qc_settings, raw_intensity_stats, subject_qc
+
+    img, m = nib.load(t1), nib.load(mask)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    lab = (np.asarray(nib.load(labels).dataobj).astype(np.int32) if labels else np.zeros(data.shape, np.int32))
+    for key, out in (("t1", data), ("brain", data)):
+        save_atomic(nib.Nifti1Image(out, img.affine), outputs[key])
+    save_atomic(nib.Nifti1Image(lab, img.affine), outputs["labels"])
+    save_atomic(nib.Nifti1Image(np.asarray(m.dataobj).astype(np.uint8), img.affine), outputs["mask"])
+    raw = {**raw_intensity_stats(data), "handedness": 0, "template": name}  # no scan header to judge
+    write_text_atomic(json.dumps(raw, indent=1, default=float) + "\n", outputs["raw_json"])
+    voxel_ml = float(np.prod(img.header.get_zooms()[:3])) / 1000.0
+    verdict = subject_qc(raw, np.asarray(m.dataobj), voxel_ml, qc_settings(qc))
+    write_text_atomic(json.dumps(verdict, indent=1) + "\n", outputs["qc"])
+
+
+def slices_png(data: np.ndarray, title: str, out: str) -> None:
+    """Three orthogonal mid-slices (RAS voxel axes) in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import write_atomic
+
+    c = [s // 2 for s in data.shape]
+    views = [data[c[0]].T, data[:, c[1]].T, data[:, :, c[2]].T]
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
+    vmax = float(np.percentile(data[data > 0], 99.5)) if (data > 0).any() else 1.0
+    for ax, v in zip(axes, views):
+        ax.imshow(v, cmap="gray", origin="lower", vmin=0, vmax=vmax)
+        ax.axis("off")
+    fig.suptitle(title)
+    write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=80, bbox_inches="tight"), ".png")
+    plt.close(fig)
+
+
+def convergence_png(df: Any, name: str, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import write_atomic
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    upd = df.dropna(subset=["warp_mean_mm"]) if "warp_mean_mm" in df else df.iloc[0:0]
+    axes[0].plot(upd.iteration, upd.warp_mean_mm, "o-", label="mean warp to template (mm)")
+    axes[0].plot(upd.iteration, upd.update_mean_mm, "s--", label="mean shape update (mm)")
+    axes[0].set_xlabel("iteration")
+    axes[0].legend(fontsize=7)
+    for col in [c for c in df.columns if c.startswith("dice_")]:
+        axes[1].plot(df.iteration, df[col], "o-", label=col[5:])
+    axes[1].set_title("Dice of warped labels to the template labels", fontsize=8)
+    axes[1].legend(fontsize=7)
+    axes[2].plot(df.iteration, df.sharpness, "o-")
+    axes[2].set_title("sharpness (mean |grad| / mean)", fontsize=8)
+    fig.suptitle(f"tpl-{name}: convergence")
+    write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=80, bbox_inches="tight"), ".png")
+    plt.close(fig)

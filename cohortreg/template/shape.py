@@ -1,0 +1,101 @@
+"""The template's shape update (antsMultivariateTemplateConstruction2.sh, ``shapeupdatetotemplate``).
+
+Every input i registered to the current template T gives a map template -> subject, x -> A_i(x + W_i(x))
+([fwd_warp, affine.mat], the order antsApplyTransforms applies to points). If the template sat at the
+population's centre, the mean of those maps would be the identity. ANTs' script moves it there: the
+subjects' forward warps are averaged (W), scaled by -gradient_step, resampled through the inverse of
+the mean affine (A), and the template is resampled through [A^-1, then the scaled warp four times].
+We do exactly that, with weights (cohort or subject) in both means.
+
+Coordinates are ANTs' physical LPS millimetres throughout (the .mat files and displacement images are
+in LPS); voxel grids come from the template's NIfTI affine (RAS), converted once.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LPS4 = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def voxel_to_lps(img: nib.Nifti1Image) -> np.ndarray:
+    """4x4: voxel indices -> LPS mm."""
+    return LPS4 @ img.affine
+
+
+def read_affine_mat(path: str) -> np.ndarray:
+    """An ANTs AffineTransform .mat as a 4x4 map of LPS points: y = M (x - c) + c + t."""
+    from ..lazy_ants import import_ants
+
+    tx = import_ants().read_transform(path)
+    p, c = np.asarray(tx.parameters, float), np.asarray(tx.fixed_parameters, float)
+    m, t = p[:9].reshape(3, 3), p[9:12]
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = m, t + c - m @ c
+    return out
+
+
+def read_field(path: str) -> np.ndarray:
+    """An ANTs displacement image (vectors in LPS mm) as [X, Y, Z, 3] float32 on its own grid."""
+    img = nib.load(path)
+    return np.asarray(img.dataobj, dtype=np.float32).reshape(img.shape[:3] + (3,))
+
+
+def weighted_mean(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Sum of w_i a_i / sum w_i, accumulated in float64 one array at a time."""
+    total = float(sum(weights))
+    acc = np.zeros(np.shape(arrays[0]), dtype=np.float64)
+    for a, w in zip(arrays, weights):
+        acc += (float(w) / total) * np.asarray(a, dtype=np.float64)
+    return acc
+
+
+def mean_affine(mats: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The weighted mean of the 4x4 maps' entries (AverageAffineTransform averages parameters too;
+    for the near-identity maps of registrations to a template the two agree to first order)."""
+    return weighted_mean(mats, weights)
+
+
+def _sample(volume: torch.Tensor, vox: torch.Tensor, padding: str) -> torch.Tensor:
+    """Trilinear samples of volume [C, X, Y, Z] at voxel coordinates vox [..., 3] -> [C, ...]."""
+    shape = volume.shape[1:]
+    scale = torch.tensor([2.0 / max(s - 1, 1) for s in shape], dtype=vox.dtype)
+    grid = (vox * scale - 1.0).flip(-1).reshape(1, 1, 1, -1, 3)  # grid_sample wants (z, y, x) = (W, H, D) order
+    out = F.grid_sample(volume[None], grid.to(volume.dtype), mode="bilinear", padding_mode=padding, align_corners=True)
+    return out.reshape(volume.shape[0], *vox.shape[:-1])
+
+
+def shape_update(template: nib.Nifti1Image, affine: np.ndarray, field: np.ndarray | None, gradient_step: float,
+                 steps: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """(updated template array, displacement of the update in mm [X, Y, Z]) on the template's grid.
+
+    affine: the mean template -> subject map (4x4, LPS); field: the mean forward warp [X, Y, Z, 3] (LPS
+    mm) on the template grid, or None for an affine-only round (the initial template).
+    """
+    to_lps = voxel_to_lps(template)
+    to_vox = torch.from_numpy(np.linalg.inv(to_lps))
+    shape = template.shape[:3]
+    idx = torch.stack(torch.meshgrid(*[torch.arange(s, dtype=torch.float64) for s in shape], indexing="ij"), -1)
+    lps = idx @ torch.from_numpy(to_lps[:3, :3]).T + torch.from_numpy(to_lps[:3, 3])
+    inv = torch.from_numpy(np.linalg.inv(affine))
+    y = lps @ inv[:3, :3].T + inv[:3, 3]
+    if field is not None and gradient_step:
+        step = torch.from_numpy(np.ascontiguousarray(field, dtype=np.float64)).permute(3, 0, 1, 2) * -float(gradient_step)
+        for _ in range(int(steps)):
+            vox = y @ to_vox[:3, :3].T + to_vox[:3, 3]
+            y = y + _sample(step, vox, "border").permute(1, 2, 3, 0)
+    vox = y @ to_vox[:3, :3].T + to_vox[:3, 3]
+    data = torch.from_numpy(np.asarray(template.dataobj, dtype=np.float64))[None]
+    new = _sample(data, vox, "zeros")[0].numpy().astype(np.float32)
+    return new, torch.linalg.norm(y - lps, dim=-1).numpy().astype(np.float32)
+
+
+def field_norm(field: np.ndarray) -> np.ndarray:
+    """|W(x)| in mm, [X, Y, Z]."""
+    return np.sqrt((np.asarray(field, dtype=np.float64) ** 2).sum(-1)).astype(np.float32)
+

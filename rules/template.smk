@@ -1,0 +1,220 @@
+# An unbiased template (cohortreg/template/): `snakemake template ...`. Every registration of every
+# iteration is its own job (resumable at the subject and iteration where a build stopped); one update
+# job per iteration averages them. Iteration 00 is the reference (the first input, or template.init),
+# 01 the affine-aligned mean (init: mean), and each later one the result of one deformable update;
+# the inputs registered to the last one give the template's labels.
+from cohortreg.template.weights import subject_weights
+
+TPL = config["template"]
+TPL_NAME = TPL["name"]
+TPL_ITERATIONS = int(TPL["iterations"])
+TPL_LAST = TPL_ITERATIONS + 1  # the final template's iteration number
+_tpl_rows = SHEET[SHEET["cohort"].isin(TPL["cohorts"])] if TPL["cohorts"] else SHEET
+if SPLIT:  # with a split column, train/val subjects build it; the test subjects are registered to it
+    _tpl_rows = _tpl_rows[_tpl_rows["split"] != "test"]
+TPL_INPUTS = [(c, s) for c, s in _tpl_rows.index]
+TPL_WEIGHTS = subject_weights([c for c, _ in TPL_INPUTS], TPL["weighting"]) if TPL_INPUTS else []
+TPL_METHOD = TPL["method"]
+TPL_FILE = str(TPL["init"]) if str(TPL["init"]).endswith((".nii", ".nii.gz")) else ""
+TPL_REFERENCE = (TPL_INPUTS[0] if TPL["init"] in ("mean", "") or TPL_FILE or not TPL_INPUTS
+                 else tuple(str(TPL["init"]).split("/", 1)))
+
+
+def iteration_id(k):
+    return f"{int(k):02d}"
+
+
+def tpl(pattern, **kw):
+    """A template path pattern with the template's name (and any of kw) filled in, other wildcards kept."""
+    for key, value in {"name": TPL_NAME, **kw}.items():
+        pattern = pattern.replace("{" + key + "}", str(value))
+    return pattern
+
+
+if TPL_REFERENCE and not TPL_FILE and tuple(TPL_REFERENCE) not in set(SHEET.index):
+    raise SheetError(f"template.init: {TPL['init']!r} is neither mean, a file nor a subject of the sheet (cohort/subject)")
+
+
+def tpl_reference_input(wildcards):
+    if TPL_FILE:
+        return TPL_FILE
+    c, s = TPL_REFERENCE
+    return L.brain.format(cohort=c, subject=s)
+
+
+def tpl_round(k, what):
+    """Every input's file `what` of round k (its registration to iteration k's template)."""
+    return [tpl(L.template_input(what), iteration=iteration_id(k), cohort=c, subject=s) for c, s in TPL_INPUTS]
+
+
+def tpl_update_inputs(wildcards):
+    """The update that makes iteration `next`: round next-1's registrations (none when iteration 01 is
+    the chosen reference itself, init: a subject or a file)."""
+    k = int(wildcards.next) - 1
+    out = {"template": tpl(L.template_iter(), iteration=iteration_id(k))}
+    if k == 0 and TPL["init"] not in ("mean", ""):
+        return out
+    out["manifests"] = tpl_round(k, "transforms.json")
+    out["warped"] = tpl_round(k, "warped_T1w.nii.gz")
+    out["labels"] = tpl_round(k, "warped_dseg.nii.gz")
+    return out
+
+
+def tpl_register_inputs(wildcards):
+    row = ROW(wildcards.cohort, wildcards.subject)
+    out = {"template": tpl(L.template_iter(), iteration=wildcards.iteration),
+           "brain": L.brain.format(cohort=wildcards.cohort, subject=wildcards.subject)}
+    if row.get("labels"):
+        out["labels"] = L.preproc_labels.format(cohort=wildcards.cohort, subject=wildcards.subject)
+    out.update({"model": MODEL_FILE[MODEL_OF[TPL_METHOD]]} if TPL_METHOD in MODEL_OF else {})
+    return out
+
+
+def tpl_method_params(wildcards):
+    params = configured(TPL_METHOD)
+    if TPL_METHOD in MODEL_OF:
+        params["model_file"] = MODEL_FILE[MODEL_OF[TPL_METHOD]]
+    return params
+
+
+for _f in (tpl_reference_input, tpl_update_inputs, tpl_register_inputs, tpl_method_params):
+    signed(_f)
+
+TPL_OUTPUTS = {
+    "T1w": tpl(L.template_file("T1w.nii.gz")),
+    "mask": tpl(L.template_file("desc-brain_mask.nii.gz")),
+    "convergence": tpl(L.template_doc("convergence.tsv")),
+    "convergence_png": tpl(L.template_doc("convergence.png")),
+    "description": tpl(L.template_doc("template_description.json")),
+}
+TPL_LABELLED = sorted({c for c, s in TPL_INPUTS if ROW(c, s).get("labels")})
+
+
+rule template_reference:
+    input:
+        tpl_reference_input,
+    output:
+        tpl(L.template_iter(), iteration="00"),
+    params:
+        pad_mm=config["template"]["pad_mm"],
+        code=fingerprint("template"),
+    log:
+        tpl(L._p("logs/template/{name}/reference.log")),
+    script:
+        "../scripts/template.py"
+
+
+rule template_register:
+    wildcard_constraints:
+        iteration="[0-9]+",
+    input:
+        unpack(tpl_register_inputs),
+    output:
+        manifest=tpl(L.template_input("transforms.json")),
+        warped=tpl(L.template_input("warped_T1w.nii.gz")),
+        warped_labels=tpl(L.template_input("warped_dseg.nii.gz")),
+    params:
+        method=config["template"]["method"],
+        method_params=tpl_method_params,
+        affine=config["affine"],
+        affine_only=lambda w: int(w.iteration) == 0,
+        seed=config["seed"],
+        code=fingerprint("template", engine_of(TPL_METHOD, configured(TPL_METHOD))),
+    log:
+        tpl(L._p("logs/template/{name}/iter-{iteration}/{cohort}/sub-{subject}.log")),
+    benchmark:
+        tpl(L._p("benchmarks/template/{name}/iter-{iteration}/{cohort}/sub-{subject}.tsv"))
+    threads: res("register", "threads")
+    resources:
+        mem_mb=grows("register", "mem_mb"),
+        runtime=grows("register", "runtime"),
+        **slurm_resources(),
+    script:
+        "../scripts/template.py"
+
+
+rule template_update:
+    wildcard_constraints:
+        next="0[1-9]|[1-9][0-9]",
+    input:
+        unpack(tpl_update_inputs),
+    output:
+        template=tpl(L.template_iter(which="next")),
+        row=tpl(L.template_iter("update.json", "next")),
+        png=tpl(L.template_iter("slices.png", "next")),
+    params:
+        inputs=TPL_INPUTS,
+        weights=TPL_WEIGHTS,
+        settings=config["template"],
+        code=fingerprint("template"),
+    log:
+        tpl(L._p("logs/template/{name}/update-{next}.log")),
+    benchmark:
+        tpl(L._p("benchmarks/template/{name}/update-{next}.tsv"))
+    threads: 1
+    resources:
+        mem_mb=grows("register", "mem_mb"),
+        runtime=grows("register", "runtime"),
+        **slurm_resources(),
+    script:
+        "../scripts/template.py"
+
+
+rule template_finish:
+    input:
+        template=tpl(L.template_iter(), iteration=iteration_id(TPL_LAST)),
+        manifests=tpl_round(TPL_LAST, "transforms.json"),
+        warped=tpl_round(TPL_LAST, "warped_T1w.nii.gz"),
+        labels=tpl_round(TPL_LAST, "warped_dseg.nii.gz"),
+        rows=[tpl(L.template_iter("update.json", "next"), next=iteration_id(j)) for j in range(1, TPL_LAST + 1)],
+    output:
+        **TPL_OUTPUTS,
+        dseg=[tpl(L.template_file("cohort-{cohort}_dseg.nii.gz"), cohort=c) for c in TPL_LABELLED],
+        probseg=[tpl(L.template_file("cohort-{cohort}_probseg.nii.gz"), cohort=c) for c in TPL_LABELLED],
+    params:
+        inputs=TPL_INPUTS,
+        weights=TPL_WEIGHTS,
+        settings=config["template"],
+        method_params=tpl_method_params,
+        affine=config["affine"],
+        dseg=lambda w: tpl(L.template_file("cohort-{cohort}_dseg.nii.gz")),  # a pattern, formatted per cohort
+        probseg=lambda w: tpl(L.template_file("cohort-{cohort}_probseg.nii.gz")),
+        code=fingerprint("template"),
+    log:
+        tpl(L._p("logs/template/{name}/finish.log")),
+    threads: 1
+    script:
+        "../scripts/template.py"
+
+
+rule template:
+    input:
+        rules.template_finish.output,
+
+
+# design: template: the built template stands in as the fixed "subject" tpl-{name} of every cohort, so
+# the normal register and metrics rules run unchanged; its labels there are the cohort's own labels
+# on the template (an empty map for a cohort without them: Dice is then not defined).
+rule template_as_subject:
+    wildcard_constraints:
+        subject="tpl-[A-Za-z0-9]+",
+    input:
+        brain=lambda w: tpl(L.template_file("T1w.nii.gz")) if w.subject == "tpl-" + TPL_NAME else [],
+        mask=lambda w: tpl(L.template_file("desc-brain_mask.nii.gz")) if w.subject == "tpl-" + TPL_NAME else [],
+        labels=lambda w: ([tpl(L.template_file("cohort-{cohort}_dseg.nii.gz"), cohort=w.cohort)]
+                          if w.cohort in TPL_LABELLED else []),
+    output:
+        t1=L.preproc_t1,
+        labels=L.preproc_labels,
+        raw_json=L.preproc_json,
+        brain=L.brain,
+        mask=L.brain_mask,
+        qc=L.subject_qc,
+    params:
+        qc=config["qc"],
+        code=fingerprint("template"),
+    log:
+        L.log("template_as_subject"),
+    threads: 1
+    script:
+        "../scripts/template.py"

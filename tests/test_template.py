@@ -113,6 +113,12 @@ def test_a_three_subject_template_on_real_scans_builds_reruns_nothing_and_resume
     # nothing to do on a rerun
     r = run_snakemake("template", "-n", "--cores", "2", *args, cwd=tmp_path)
     assert planned_jobs(r.stdout + r.stderr) == [], r.stdout[-2000:]
+    # design: template registers the sheet's subjects to it, Dice against its LPBA40 labels
+    r = run_snakemake("--cores", "2", *args, "design=template", "methods=[affine]", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    pairs = pd.read_csv(out / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
+    assert sorted(pairs.moving) == ["S01", "S02", "S03"] and set(pairs.fixed) == {"tpl-ci"}, pairs
+    assert (pairs.status == "ok").all() and (pairs.dice_mean > 0.6).all() and (pairs.qc != "fail").all(), pairs
     # a build killed in its last round (S01 done, S02 running, S03 not started) resumes there: the two
     # registrations and the deliverables, nothing earlier
     for sid in ("S02", "S03"):

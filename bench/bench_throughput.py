@@ -69,17 +69,18 @@ def stage_table(outdir: Path) -> pd.DataFrame:
     """Per stage: jobs (per-subject/pair jobs, or batch jobs), items, mean seconds per job and per item."""
     rows = []
     bench = outdir / "benchmarks"
-    for stage_dir in sorted(p for p in bench.iterdir() if p.is_dir()):
+    for stage_dir in sorted(p for p in bench.iterdir() if p.is_dir() and p.name != "batches"):
         files = list(stage_dir.rglob("*.tsv"))
         for method in sorted({_method(f, stage_dir.name) for f in files}):
             mine = [f for f in files if _method(f, stage_dir.name) == method]
             s = [float(pd.read_csv(f, sep="\t").s.iloc[-1]) for f in mine]
             rows.append({"stage": stage_dir.name if not method else f"{stage_dir.name} [{method}]",
                          "items": len(s), "mean_item_s": sum(s) / len(s)})
-    batches = outdir / "batches"
-    for f in sorted(batches.rglob("benchmarks/*.tsv")) if batches.is_dir() else []:
-        rel = f.relative_to(batches).parts  # cohort / stage[/method stage] / benchmarks / batch.tsv
-        rows.append({"stage": "batch " + "/".join(rel[1:-2]), "items": 1, "mean_item_s": float(pd.read_csv(f, sep="\t").s.iloc[-1])})
+    # batch jobs (benchmarks/batches/{cohort}/{stage}[/...]/batch-N.tsv): one row per stage, jobs not items
+    for f in sorted((bench / "batches").rglob("*.tsv")) if (bench / "batches").is_dir() else []:
+        rel = f.relative_to(bench / "batches").parts
+        rows.append({"stage": "batch job " + "/".join(rel[1:-1]), "items": 1,
+                     "mean_item_s": float(pd.read_csv(f, sep="\t").s.iloc[-1])})
     df = pd.DataFrame(rows)
     return df.groupby("stage", sort=False).agg(jobs=("items", "sum"), mean_s=("mean_item_s", "mean"),
                                                total_s=("mean_item_s", "sum")).reset_index() if len(df) else df

@@ -7,7 +7,7 @@ from cohortreg.template.build import (Input, TemplateSettings, finish_template, 
 
 smk = snakemake  # noqa: F821
 FIELDS = ("name", "cohorts", "iterations", "method", "gradient_step", "init", "weighting", "sharpen", "pad_mm",
-          "update_steps")
+          "update_steps", "affine_update")
 
 
 def settings(p):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cohortreg.template.labels import mean_dice, vote
-from cohortreg.template.shape import shape_update, voxel_to_lps, weighted_mean
+from cohortreg.template.shape import centroid_lps, mean_affine, shape_update, voxel_to_lps, weighted_mean
 from cohortreg.template.weights import subject_weights
 from tests.conftest import needs_shared_data, planned_jobs, run_snakemake
 
@@ -44,6 +44,27 @@ def test_the_update_moves_the_template_to_the_mean_map_of_its_inputs():
     t[:3, 3] = [-4.0, 2.0, 0.0]
     new, _ = shape_update(img, t, None, gradient_step=0.25)
     assert np.allclose(centre_lps(new, img) - before, t[:3, 3], atol=0.05)
+
+
+def test_the_default_affine_update_keeps_the_template_in_place_and_takes_the_inputs_mean_scale():
+    img = blob()
+    centre = centroid_lps(img, np.asarray(img.dataobj))
+    # inputs 10 % larger than the template, translated and rotated in their own world frames
+    maps = []
+    for angle, shift in ((0.1, [30.0, 0, 0]), (-0.1, [-10.0, 50.0, 5.0])):
+        r = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+        m = np.eye(4)
+        m[:3, :3], m[:3, 3] = r @ (1.1 * np.eye(3)), shift
+        maps.append(m)
+    a = mean_affine(maps, [0.5, 0.5], centre)
+    assert np.allclose(a[:3, :3], 1.1 * np.eye(3), atol=1e-9) and np.allclose(a @ np.append(centre, 1), np.append(centre, 1))
+    new, _ = shape_update(img, a, None, gradient_step=0.25)
+    assert np.allclose(centroid_lps(img, new), centre, atol=0.05)  # no drift toward the inputs' world positions
+    spread = lambda d: np.sqrt((d > 0.5 * d.max()).sum())  # noqa: E731  (the blob's half-maximum area, sqrt)
+    assert spread(new) > 1.05 * spread(np.asarray(img.dataobj))  # and it grew toward the inputs' size
+    # rigid=True is ANTs' full average: it follows the mean translation
+    full = mean_affine(maps, [0.5, 0.5], centre, rigid=True)
+    assert np.allclose(full[:3, 3], np.mean([m[:3, 3] for m in maps], axis=0))
 
 
 def test_cohort_weighting_counts_each_cohort_once_and_subject_weighting_each_subject():

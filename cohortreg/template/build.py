@@ -25,7 +25,7 @@ import numpy as np
 
 from ..io import ants_to_nib, nib_to_ants, save_atomic, write_text_atomic
 from .labels import mean_dice, vote
-from .shape import field_norm, mean_affine, read_affine_mat, read_field, shape_update, weighted_mean
+from .shape import centroid_lps, field_norm, mean_affine, read_affine_mat, read_field, shape_update, weighted_mean
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class TemplateSettings:
     sharpen: bool = True
     pad_mm: float = 10.0
     update_steps: int = 4         # the scaled mean warp is applied this many times (ANTs: 4)
+    affine_update: str = "no_rigid"  # no_rigid (ANTs -y 0) | full (-y 1, the default of ANTs' script)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -160,7 +161,9 @@ def update_template(template: str, inputs: Sequence[Input], weights: Sequence[fl
             for i, d in zip(inputs, docs)]
     warps = [str(Path(i.manifest).parent / d["warp"]) for i, d in zip(inputs, docs) if d.get("warp")]
     field = weighted_mean([read_field(w) for w in warps], weights) if len(warps) == len(inputs) else None
-    new, disp = shape_update(nib.Nifti1Image(mean, tpl.affine), mean_affine(mats, weights), field,
+    centre = centroid_lps(tpl, np.asarray(tpl.dataobj))
+    affine = mean_affine(mats, weights, centre, rigid=settings.affine_update == "full")
+    new, disp = shape_update(nib.Nifti1Image(mean, tpl.affine), affine, field,
                              settings.gradient_step if field is not None else 0.0, settings.update_steps)
     save_atomic(nib.Nifti1Image(new, tpl.affine), out_template)
     warp_norm = field_norm(field)[mask] if field is not None and mask.any() else np.zeros(1, np.float32)

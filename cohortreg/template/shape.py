@@ -55,10 +55,35 @@ def weighted_mean(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> np.
     return acc
 
 
-def mean_affine(mats: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    """The weighted mean of the 4x4 maps' entries (AverageAffineTransform averages parameters too;
-    for the near-identity maps of registrations to a template the two agree to first order)."""
-    return weighted_mean(mats, weights)
+def mean_affine(mats: Sequence[np.ndarray], weights: Sequence[float], centre: np.ndarray | None = None,
+                rigid: bool = False) -> np.ndarray:
+    """The inputs' mean template -> subject map, 4x4 in LPS.
+
+    rigid False (ANTs' AverageAffineTransformNoRigid, ``-y 0``): only the non-rigid part, the mean of
+    each linear part's symmetric factor S_i (M_i = R_i S_i, polar decomposition), about ``centre``. The
+    rigid part says where each scan sits in its scanner's world; cohorts in different world frames
+    (OASIS-TRT's native space beside LPBA40's) averaged it into a 70 mm drift of the template, which
+    then left its grid. rigid True: the weighted mean of the maps' entries (AverageAffineTransform).
+    """
+    if rigid:
+        return weighted_mean(mats, weights)
+    sym = []
+    for m in mats:
+        u, sigma, vt = np.linalg.svd(np.asarray(m, float)[:3, :3])
+        sym.append(vt.T @ np.diag(sigma) @ vt)
+    s = weighted_mean(sym, weights)
+    c = np.zeros(3) if centre is None else np.asarray(centre, float)
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = s, c - s @ c
+    return out
+
+
+def centroid_lps(img: nib.Nifti1Image, data: np.ndarray) -> np.ndarray:
+    """The intensity-weighted centre of a template, LPS mm (the fixed point of its shape update)."""
+    w = np.clip(np.asarray(data, dtype=np.float64), 0, None)
+    idx = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in w.shape], indexing="ij"), -1)
+    vox = (idx * w[..., None]).reshape(-1, 3).sum(0) / max(float(w.sum()), 1e-12)
+    return (voxel_to_lps(img) @ np.append(vox, 1.0))[:3]
 
 
 def _sample(volume: torch.Tensor, vox: torch.Tensor, padding: str) -> torch.Tensor:

@@ -93,10 +93,21 @@ def cohort_warp_norm(out: Path, name: str, last: int) -> dict[str, float]:
     return {c: float(np.mean(v)) for c, v in res.items()}
 
 
+RESULT = ROOT / "bench" / "results" / "template_2mm.json"
+
+
+def save(result: dict) -> None:
+    """Merge into the results file after every section: a long bench killed later keeps what it measured."""
+    old = json.loads(RESULT.read_text()) if RESULT.exists() else {}
+    RESULT.write_text(json.dumps({**old, **result}, indent=1, default=str) + "\n")
+    print(f"wrote {RESULT}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--balance-iterations", type=int, default=2)
+    ap.add_argument("--balance-preset", default="default", help="the torch preset of the two balance builds")
     ap.add_argument("--skip", nargs="*", default=[], choices=["build", "use", "balance"])
     args = ap.parse_args()
     if not available():
@@ -122,6 +133,7 @@ def main() -> int:
         print(f"build: {wall:.0f} s, rc {rc}")
         print(jobs.to_string(index=False))
         print(conv.to_string(index=False))
+        save(result)
     if "use" not in args.skip:
         use = {}
         wall, rc, err = snakemake(work, {**cfg, "design": "template"})
@@ -136,6 +148,7 @@ def main() -> int:
                                                                       "dice": r.dice_mean, "hd95": r.hd95}
         result["use"] = {"wall_s": [round(wall, 1), round(wall2, 1)], "returncode": [rc, rc2], "pairs": use}
         print(json.dumps(use, indent=1))
+        save(result)
     if "balance" not in args.skip:
         bal = {}
         bsheet = sheet(work / "balance.tsv", {"lpba40": LPBA[1:], "oasis": OASIS[1:4]}, set())
@@ -143,17 +156,15 @@ def main() -> int:
             name = f"bal{weighting}"
             c = base_config(work, bsheet, f"balance_{weighting}",
                             {"name": name, "iterations": args.balance_iterations, "method": "torch", "weighting": weighting},
-                            torch_params)
+                            {"torch": {"preset": args.balance_preset, "device": "cpu"}})
             wall, rc, err = snakemake(work, c, "template")
-            bal[weighting] = {"wall_s": round(wall, 1), "returncode": rc,
+            bal[weighting] = {"wall_s": round(wall, 1), "returncode": rc, "iterations": args.balance_iterations,
+                              "preset": args.balance_preset,
                               "warp_norm_mm": cohort_warp_norm(work / f"balance_{weighting}", name,
                                                                args.balance_iterations + 1)}
             print(weighting, bal[weighting])
         result["balance"] = bal
-    res = ROOT / "bench" / "results" / "template_2mm.json"
-    old = json.loads(res.read_text()) if res.exists() else {}
-    res.write_text(json.dumps({**old, **result}, indent=1, default=str) + "\n")
-    print(f"wrote {res}")
+    save(result)
     return 0
 
 

@@ -16,8 +16,12 @@ TPL_INPUTS = [(c, s) for c, s in _tpl_rows.index]
 TPL_WEIGHTS = subject_weights([c for c, _ in TPL_INPUTS], TPL["weighting"]) if TPL_INPUTS else []
 TPL_METHOD = TPL["method"]
 TPL_FILE = str(TPL["init"]) if str(TPL["init"]).endswith((".nii", ".nii.gz")) else ""
-TPL_REFERENCE = (TPL_INPUTS[0] if TPL["init"] in ("mean", "") or TPL_FILE or not TPL_INPUTS
-                 else tuple(str(TPL["init"]).split("/", 1)))
+if not TPL_INPUTS:
+    TPL_REFERENCE = None  # no template can be built from this sheet; only `snakemake template` says so
+elif TPL["init"] in ("mean", "") or TPL_FILE:
+    TPL_REFERENCE = TPL_INPUTS[0]
+else:
+    TPL_REFERENCE = tuple(str(TPL["init"]).split("/", 1))
 
 
 def iteration_id(k):
@@ -36,6 +40,9 @@ if TPL_REFERENCE and not TPL_FILE and tuple(TPL_REFERENCE) not in set(SHEET.inde
 
 
 def tpl_reference_input(wildcards):
+    if not TPL_INPUTS:
+        raise SheetError(f"template {TPL_NAME!r}: no input subjects (template.cohorts {TPL['cohorts']}; with a split "
+                         "column only train/val subjects build a template)")
     if TPL_FILE:
         return TPL_FILE
     c, s = TPL_REFERENCE

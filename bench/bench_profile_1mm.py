@@ -77,7 +77,7 @@ def main() -> int:
         s = GreedySettings(scales=(scale,), iterations=(iters,), loss=p["loss"], window=int(p["window"]), lr=float(p["lr"]),
                            grad_sigma=float(p["grad_sigma"]), warp_sigma=float(p["warp_sigma"]))
         u = register_greedy(fb, mb, s, init=u)
-        t = step(f"level 1/{scale}: {iters} iterations", t, seconds_per_iteration=None)
+        t = step(f"level 1/{scale}: {iters} iterations", t)
         steps[-1]["seconds_per_iteration"] = round(steps[-1]["seconds"] / max(iters, 1), 4)
     v = invert_displacement(u)
     t = step("inverse field (fixed point: 30 half-resolution + 5 full)", t)

@@ -190,11 +190,15 @@ def finish_template(template: str, inputs: Sequence[Input], weights: Sequence[fl
     """The deliverables of a built template (TemplateFlow-style names, see Layout.template_file)."""
     tpl = nib.load(template)
     data = np.asarray(tpl.dataobj, dtype=np.float32)
-    masks = [_normalised(i.warped)[1] for i in inputs]
+    arrays, masks = zip(*(_normalised(i.warped) for i in inputs))
     mask = weighted_mean(masks, weights) >= 0.5
     save_atomic(nib.Nifti1Image(data, tpl.affine), outputs["T1w"])
     save_atomic(nib.Nifti1Image(mask.astype(np.uint8), tpl.affine), outputs["mask"])
-    final = {"iteration": len(rows), "inputs": len(inputs), "sharpness": sharpness(data, mask)}  # the last round
+    # the last round's row, measured as every update measures its round: on the sharpened mean
+    mean = weighted_mean(arrays, weights).astype(np.float32)
+    if settings.sharpen:
+        mean = np.where(mean > 0, _sharpen(mean, tpl.affine), 0).astype(np.float32)
+    final = {"iteration": len(rows), "inputs": len(inputs), "sharpness": sharpness(mean, mask)}
     labelled = {}
     for cohort, maps, consensus, labels, prob in cohort_votes(inputs, weights):
         final[f"dice_{cohort}"] = float(np.mean([mean_dice(m, consensus) for m in maps]))

@@ -156,8 +156,9 @@ def run_items(items: list[Item], manifest: str,
     run_together: runs several items in one call (the torch engine's GPU stack) and returns the
     seconds of each item it finished; what it did not finish, or all if it raised, runs alone.
     workers: independent chains of items (see :func:`chains`) run in that many threads at once.
-    The work releases the GIL (torch, ITK through antspyx, zlib, numpy), so a local batch job
-    uses the cores it was given, as per-item jobs would.
+    torch, numpy and zlib release the GIL, so torch stages use the cores they were given; antspyx
+    calls hold it (two apply_transforms in threads took as long as in sequence), so ANTs-heavy
+    items gain less.
     """
     stamps_path = manifest + ".stamps"
     stamps: dict[str, str] = _read_json(stamps_path)

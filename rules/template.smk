@@ -78,10 +78,7 @@ def tpl_register_inputs(wildcards):
 
 
 def tpl_method_params(wildcards):
-    params = configured(TPL_METHOD)
-    if TPL_METHOD in MODEL_OF:
-        params["model_file"] = MODEL_FILE[MODEL_OF[TPL_METHOD]]
-    return params
+    return params_of(TPL_METHOD)
 
 
 for _f in (tpl_reference_input, tpl_update_inputs, tpl_register_inputs, tpl_method_params):

@@ -4,9 +4,9 @@ from cohortreg.jobs import job
 from cohortreg.paths import Layout
 
 smk = snakemake  # noqa: F821
-FAMILY = {"subjects": "subject", "affine": "affine", "register": "register", "metrics": "metrics"}
+family = "subject" if smk.params.stage == "subjects" else smk.params.stage  # config resources' key
 # Each item gets its stage's threads (config resources); the job's threads beyond that run items side by side.
-per_item = min(int(smk.config["resources"][FAMILY[smk.params.stage]]["threads"]), smk.threads)
+per_item = min(int(smk.config["resources"][family]["threads"]), smk.threads)
 with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
     L, w, p = Layout(smk.params.out), smk.wildcards, smk.params
     together = None

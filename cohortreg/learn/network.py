@@ -51,6 +51,16 @@ def downsample(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return F.interpolate(x, size=shape, mode="trilinear", align_corners=True) if tuple(x.shape[2:]) != shape else x
 
 
+def network_inputs(fixed: torch.Tensor, moving: torch.Tensor, grid_scale: int, factor: int
+                   ) -> tuple[tuple[int, ...], tuple[int, ...], torch.Tensor, torch.Tensor]:
+    """(full grid, coarse grid, fixed, moving): both images at 1/grid_scale, padded for the pooling."""
+    full = tuple(fixed.shape[2:])
+    small = coarse_shape(full, grid_scale)
+    fp, _ = pad_to_multiple(downsample(fixed, small), factor)
+    mp, _ = pad_to_multiple(downsample(moving, small), factor)
+    return full, small, fp, mp
+
+
 def predict(net: torch.nn.Module, fixed: torch.Tensor, moving: torch.Tensor, grid_scale: int,
             factor: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(field on the fixed grid, coarse field, coarse warped moving) for images on the fixed grid.
@@ -58,11 +68,7 @@ def predict(net: torch.nn.Module, fixed: torch.Tensor, moving: torch.Tensor, gri
     The network sees both images at 1/grid_scale of the grid (padded for its pooling); its field is
     cropped back and resized to the full grid with its units rescaled (torchreg.fields.resize_field).
     """
-    full = tuple(fixed.shape[2:])
-    small = coarse_shape(full, grid_scale)
-    f, m = downsample(fixed, small), downsample(moving, small)
-    fp, _ = pad_to_multiple(f, factor)
-    mp, _ = pad_to_multiple(m, factor)
+    full, small, fp, mp = network_inputs(fixed, moving, grid_scale, factor)
     warped, ddf = net(mp, fp)
     ddf = crop_to(ddf, small)
     return resize_field(ddf, full), ddf, crop_to(warped, small)
@@ -77,10 +83,7 @@ def infer(net: torch.nn.Module, fixed: torch.Tensor, moving: torch.Tensor, grid_
     fixed-point inverse on the full grid, and exact up to the same integration error). Without
     integration the inverse is None: the caller inverts the displacement.
     """
-    full = tuple(fixed.shape[2:])
-    small = coarse_shape(full, grid_scale)
-    fp, _ = pad_to_multiple(downsample(fixed, small), factor)
-    mp, _ = pad_to_multiple(downsample(moving, small), factor)
+    full, small, fp, mp = network_inputs(fixed, moving, grid_scale, factor)
     velocity = net.backbone(torch.cat([mp, fp], dim=1))
     if not getattr(net, "diffeomorphic", False):
         return resize_field(crop_to(velocity, small), full), None

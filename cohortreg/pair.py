@@ -31,7 +31,7 @@ def register_pairs(method: str, params: dict[str, Any], jobs: list[tuple[str, ..
     Raises if any pair fails; a caller that wants the others' results retries them one by one.
     """
     impl = get_method(method, params)(params, threads)
-    loaded = [tuple(nib_to_ants(nib.load(p)) for p in job[:3]) for job in jobs]
+    loaded = [tuple(nib_to_ants(nib.load(p)) if p else None for p in job[:3]) for job in jobs]  # labels optional
     for job in jobs:
         Path(job[4]).parent.mkdir(parents=True, exist_ok=True)
     impl.prepare()  # register_seconds times the registration, not the import of torch
@@ -43,7 +43,8 @@ def register_pairs(method: str, params: dict[str, Any], jobs: list[tuple[str, ..
         tx, warped, warped_labels = warp_pair(tx, f, m, ml)
         tx.extra["register_seconds"] = seconds
         save_atomic(ants_to_nib(warped, np.float32), job[5])
-        save_atomic(ants_to_nib(warped_labels, np.int32), job[6])
+        if warped_labels is not None:
+            save_atomic(ants_to_nib(warped_labels, np.int32), job[6])
         write_manifest(tx, Path(job[4]), method, impl.params, impl.name)
         out.append(tx.extra)
     return out

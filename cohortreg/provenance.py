@@ -38,7 +38,8 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                 ("nibabel", "numpy", "scipy")),
     "aggregate": (("__init__.py", "aggregate.py", "qc.py", "provenance.py"), ("pandas", "numpy")),
     "learn": (_COMMON + ("learn", "metrics.py") + _TORCHREG, ("torch", "monai", "antspyx")),
-    "template": (_COMMON + ("template", "stages.py:affine_files", "registration/affine.py", "registration/base.py",
+    "template": (_COMMON + ("template", "stages.py:affine_files", "pair.py:register_pair", "pair.py:register_pairs",
+                            "registration/affine.py", "registration/base.py",
                             "registration/__init__.py", "torchreg/affine.py", "torchreg/fields.py",
                             "torchreg/similarity.py", "torchreg/greedy.py"), ("antspyx", "nibabel", "torch")),
 }

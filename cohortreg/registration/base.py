@@ -91,8 +91,7 @@ def warp_pair(tx: Transforms, fixed: "Any", moving: "Any", moving_labels: "Any |
 def stage_file(src: str, dst: Path) -> str:
     """Copy a transform written in a temporary place to its final name under the pair folder."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if not (dst.exists() and Path(src).resolve() == dst.resolve()):  # a template's round keeps it in place
-        shutil.copyfile(src, dst)
+    shutil.copyfile(src, dst)
     return str(dst)
 
 

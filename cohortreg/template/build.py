@@ -16,6 +16,7 @@ affine-aligned weighted mean: the initial template.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,7 +24,7 @@ from typing import Any, Sequence
 import nibabel as nib
 import numpy as np
 
-from ..io import ants_to_nib, nib_to_ants, save_atomic, write_text_atomic
+from ..io import nib_to_ants, save_atomic, write_text_atomic
 from .labels import mean_dice, vote
 from .shape import centroid_lps, field_norm, mean_affine, read_affine_mat, read_field, shape_update, weighted_mean
 
@@ -76,33 +77,24 @@ def initial_reference(path: str, pad_mm: float, out: str) -> None:
 def register_to_template(template: str, brain: str, labels: str, method: str, params: dict[str, Any],
                          affine_settings: dict[str, Any], out_manifest: str, out_warped: str, out_labels: str,
                          threads: int = 1, affine_only: bool = False) -> dict[str, Any]:
-    """One input to the current template: the .mat (template -> subject), the method's warp, the
-    warped brain and labels (nearest label) on the template grid, and transforms.json."""
-    from ..registration import get_method, write_manifest
-    from ..registration.base import Transforms, warp_pair
+    """One input to the current template, as a pair of the workflow (pair.register_pair): the affine
+    stage's .mat (template -> subject), then the method (the ``affine`` method alone in round 0), the
+    warped brain and labels on the template grid, and transforms.json. Without labels the warped
+    labels are an empty map (the rule's output)."""
+    from ..pair import register_pair
     from ..stages import affine_files
 
     outdir = Path(out_manifest).parent
     outdir.mkdir(parents=True, exist_ok=True)
-    mat = str(outdir / "affine.mat")
-    affine_files(template, brain, affine_settings, mat)
-    f, m = nib_to_ants(nib.load(template)), nib_to_ants(nib.load(brain))
-    ml = nib_to_ants(nib.load(labels)) if labels else None
-    if affine_only:
-        tx, name = Transforms(forward=[mat], inverse=[mat], inverse_invert=[True]), "affine"
-        impl_params: dict[str, Any] = {}
-    else:
-        impl = get_method(method, params)(params, threads)
-        impl.prepare()
-        tx, name, impl_params = impl.register(f, m, mat, outdir), impl.name, impl.params
-    tx, warped, warped_labels = warp_pair(tx, f, m, ml)
-    save_atomic(ants_to_nib(warped, np.float32), out_warped)
-    if warped_labels is not None:
-        save_atomic(ants_to_nib(warped_labels, np.int32), out_labels)
-    elif out_labels:
-        save_atomic(nib.Nifti1Image(np.zeros(f.shape, np.int32), nib.load(template).affine), out_labels)
-    write_manifest(tx, Path(out_manifest), method if not affine_only else "affine", impl_params, name)
-    return tx.extra
+    with tempfile.TemporaryDirectory(dir=outdir) as tmp:  # the method stages it as affine.mat
+        mat = str(Path(tmp) / "affine.mat")
+        affine_files(template, brain, affine_settings, mat)
+        extra = register_pair("affine" if affine_only else method, {} if affine_only else params, template, brain,
+                              labels, mat, out_manifest, out_warped, out_labels, threads=threads)
+    if not labels:
+        tpl = nib.load(template)
+        save_atomic(nib.Nifti1Image(np.zeros(tpl.shape[:3], np.int32), tpl.affine), out_labels)
+    return extra
 
 
 def _normalised(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -119,6 +111,17 @@ def _sharpen(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
     img = nib_to_ants(nib.Nifti1Image(data.astype(np.float32), affine))
     return import_ants().iMath(img, "Sharpen").numpy().astype(np.float32)
+
+
+def round_mean(inputs: Sequence[Input], weights: Sequence[float], affine: np.ndarray, sharpen: bool
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(weighted mean of a round's normalised warped brains, Laplacian-sharpened if asked; the brain
+    mask where at least half the weight has brain)."""
+    arrays, masks = zip(*(_normalised(i.warped) for i in inputs))
+    mean = weighted_mean(arrays, weights).astype(np.float32)
+    if sharpen:
+        mean = np.where(mean > 0, _sharpen(mean, affine), 0).astype(np.float32)
+    return mean, weighted_mean(masks, weights) >= 0.5
 
 
 def sharpness(data: np.ndarray, mask: np.ndarray) -> float:
@@ -151,11 +154,7 @@ def update_template(template: str, inputs: Sequence[Input], weights: Sequence[fl
     through the mean affine and the mean warp (none in the affine-only round 0). Its convergence row
     describes that round: its labels' agreement, its mean warp, and the update it led to."""
     tpl = nib.load(template)
-    arrays, masks = zip(*(_normalised(i.warped) for i in inputs))
-    mean = weighted_mean(arrays, weights).astype(np.float32)
-    mask = weighted_mean(masks, weights) >= 0.5
-    if settings.sharpen:
-        mean = np.where(mean > 0, _sharpen(mean, tpl.affine), 0).astype(np.float32)
+    mean, mask = round_mean(inputs, weights, tpl.affine, settings.sharpen)
     docs = [json.loads(Path(i.manifest).read_text()) for i in inputs]
     mats = [read_affine_mat(str(Path(i.manifest).parent / next(p for p in d["forward"] if p.endswith(".mat"))))
             for i, d in zip(inputs, docs)]
@@ -190,14 +189,10 @@ def finish_template(template: str, inputs: Sequence[Input], weights: Sequence[fl
     """The deliverables of a built template (TemplateFlow-style names, see Layout.template_file)."""
     tpl = nib.load(template)
     data = np.asarray(tpl.dataobj, dtype=np.float32)
-    arrays, masks = zip(*(_normalised(i.warped) for i in inputs))
-    mask = weighted_mean(masks, weights) >= 0.5
+    mean, mask = round_mean(inputs, weights, tpl.affine, settings.sharpen)
     save_atomic(nib.Nifti1Image(data, tpl.affine), outputs["T1w"])
     save_atomic(nib.Nifti1Image(mask.astype(np.uint8), tpl.affine), outputs["mask"])
     # the last round's row, measured as every update measures its round: on the sharpened mean
-    mean = weighted_mean(arrays, weights).astype(np.float32)
-    if settings.sharpen:
-        mean = np.where(mean > 0, _sharpen(mean, tpl.affine), 0).astype(np.float32)
     final = {"iteration": len(rows), "inputs": len(inputs), "sharpness": sharpness(mean, mask)}
     labelled = {}
     for cohort, maps, consensus, labels, prob in cohort_votes(inputs, weights):

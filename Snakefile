@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/resources.smk"
 include: "rules/common.smk"
 include: "rules/learn.smk"
@@ -17,11 +20,13 @@ include: "rules/register.smk"
 include: "rules/batch.smk"
 include: "rules/metrics.smk"
 include: "rules/template.smk"
+include: "rules/report.smk"
 
 
 rule all:
     input:
         rules.aggregate.output,
+        report_outputs(),
     default_target: True
 
 

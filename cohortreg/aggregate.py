@@ -162,11 +162,24 @@ def summarise(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_tables(results: list[PairResult], pairs_tsv: str, labels_tsv: str, summary_tsv: str,
-                 manifests: list[str] | None = None, qc: dict[str, Any] | None = None) -> pd.DataFrame:
+                 manifests: list[str] | None = None, qc: dict[str, Any] | None = None,
+                 stats_tsv: str | None = None, shift_tsv: str | None = None,
+                 methods: list[str] | None = None) -> pd.DataFrame:
+    """The cohort tables; with stats_tsv and shift_tsv also the paired statistics (cohortreg.paired_stats)
+    and the domain-shift grid (cohortreg.domain_shift), on the pairs that finished."""
     pairs, labels = collect(results, manifests, qc)
-    write_text_atomic(pairs.to_csv(sep="\t", index=False, float_format="%.6g"), pairs_tsv)
+    tables = [(pairs, pairs_tsv), (summarise(pairs), summary_tsv)]
+    if stats_tsv:
+        from .paired_stats import paired_stats
+
+        tables.append((paired_stats(pairs, methods), stats_tsv))
+    if shift_tsv:
+        from .domain_shift import domain_shift
+
+        tables.append((domain_shift(pairs), shift_tsv))
     write_text_atomic(labels, labels_tsv)
-    write_text_atomic(summarise(pairs).to_csv(sep="\t", index=False, float_format="%.6g"), summary_tsv)
+    for table, path in tables:
+        write_text_atomic(table.to_csv(sep="\t", index=False, float_format="%.6g"), path)
     return pairs
 
 

@@ -340,7 +340,8 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
         mat = L.affine.format(**ids)
         files = {k: pat.format(**ids) for k, pat in (
             ("manifest", L.method_file("transforms.json")), ("warped", L.warped_t1), ("warped_labels", L.warped_labels),
-            ("json", L.method_file("metrics.json")), ("labels", L.method_file("labels.tsv")))}
+            ("json", L.method_file("metrics.json")), ("labels", L.method_file("labels.tsv")),
+            ("picture", L.qc_picture))}
         key = f"{stage} {cohort}/{moving}->{fixed}" + ("" if stage == "affine" else f" [{method}]")
         if stage == "affine":
             needs = [f_brain, m_brain]
@@ -361,8 +362,8 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
                                 benchmark=L.benchmark("register").format(**ids),
                                 benchmark_affine=L.benchmark("affine", pair=True).format(**ids), logs=())
             item = Item(key, lambda n=needs, o=files, i=ids, f=f_brain, q=qc_files:
-                        evaluate_pair(*n, o["json"], o["labels"], i, f, o["warped"], q, settings),
-                        [files["json"], files["labels"]], L.log("metrics").format(**ids),
+                        evaluate_pair(*n, o["json"], o["labels"], i, f, o["warped"], q, settings, o["picture"]),
+                        [files["json"], files["labels"], files["picture"]], L.log("metrics").format(**ids),
                         L.benchmark("metrics").format(**ids), {"qc": settings}, inputs=needs + extra,
                         needs=needs + extra,
                         report=lambda r=result: dict(zip(("row", "label_lines"), pair_row(r) or ({}, []))))

@@ -70,10 +70,12 @@ def model_label(tx: dict[str, Any]) -> str:
 
 def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fixed_mask: str, manifest: str,
                   out_json: str, out_labels: str, ids: dict[str, str], fixed_brain: str, warped: str,
-                  subject_qc: tuple[str, str], qc: dict[str, Any] | None = None) -> dict[str, Any]:
+                  subject_qc: tuple[str, str], qc: dict[str, Any] | None = None,
+                  picture: str | None = None) -> dict[str, Any]:
     """Dice/HD95 over labels present in both subjects; folding and sdlogj inside the fixed brain mask;
     the label-free QC of the pair (cohortreg.qc): LNCC of the warped image to the fixed brain, the
-    warp's folding, and the verdicts of both subjects' inputs (subject_qc: moving's, fixed's file)."""
+    warp's folding, and the verdicts of both subjects' inputs (subject_qc: moving's, fixed's file);
+    and, given a ``picture`` path, the pair's overlay PNG (cohortreg.qc_picture)."""
     from .qc import lncc, pair_qc, qc_settings
 
     fl_img = nib.load(fixed_labels)
@@ -99,6 +101,12 @@ def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fix
               "register_seconds": tx.get("extra", {}).get("register_seconds", float("nan")),
               "qc": verdict, "qc_reason": reason, "version": tx.get("version", ""), "model": model_label(tx),
               "moving_handedness": inputs[0].get("handedness", 0), "fixed_handedness": inputs[1].get("handedness", 0)}
+    if picture:
+        from .qc_picture import write_overlay
+
+        write_overlay(picture, fixed_brain, warped, warped_labels, fixed_mask,
+                      f"{ids.get('cohort')} {ids.get('moving')} -> {ids.get('fixed')} [{ids.get('method')}] "
+                      f"Dice {summary['dice_mean']:.3f} folding {folding:.1e} QC {verdict}")
     write_text_atomic(json.dumps(record, indent=2) + "\n", out_json)
     header = LABEL_HEADER + "\n"
     body = "".join(f"{r['label']}\t{r['dice']:.6f}\t{r['hd95']:.4f}\t{r['fixed_voxels']}\t{r['warped_voxels']}\n" for r in rows)

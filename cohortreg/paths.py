@@ -74,6 +74,11 @@ class Layout:
     def warped_labels(self) -> str:
         return self.method_file("sub-{moving}_space-{fixed}_desc-warped_dseg.nii.gz")
 
+    @property
+    def qc_picture(self) -> str:
+        """The pair's overlay (cohortreg.qc_picture): checkerboard of warped and fixed, warped label contours."""
+        return self.method_file("sub-{moving}_space-{fixed}_desc-overlay_T1w.png")
+
     # learned models (rules/learn.smk): OUT/models/{model}/model.pt, training.tsv, training.png, checkpoints/
     def model(self, name: str = "model.pt") -> str:
         return self._p("models/{model}/" + name)

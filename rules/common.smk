@@ -30,8 +30,18 @@ SPLIT = has_split(SHEET)
 EVALUATED = SHEET[SHEET["split"] == "test"] if SPLIT else SHEET
 PAIRS = design_pairs(EVALUATED, config["design"], config.get("reference"), config.get("pairs"),
                      config["template"]["name"])
-METHODS = list(config["methods"])
 L = Layout(config["outdir"].rstrip("/"))
+METHODS = [config["methods"]] if isinstance(config["methods"], str) else list(config["methods"])
+METHOD_CHOICE = ""  # methods: auto: the paragraph that says why (log and report)
+if "auto" in METHODS:
+    from cohortreg.method_choice import choose_methods
+
+    _choice = choose_methods(SHEET, list(dict.fromkeys(EVALUATED["cohort"])), config["auto"],
+                             config.get("method_params", {}).get("learned", {}), L.table("mi"))
+    config["method_params"] = {**config.get("method_params", {}), **_choice.method_params}
+    METHODS = list(dict.fromkeys(m for m in METHODS if m != "auto")) + [m for m in _choice.methods if m not in METHODS]
+    METHOD_CHOICE = _choice.reasoning
+    logger.info(f"CohortReg: {METHOD_CHOICE}")
 BATCH_SIZE = auto_batch_size(config.get("batch_size", "auto"), len(SHEET))
 if config.get("batch_size", "auto") == "auto" and BATCH_SIZE > 1:
     logger.info(f"CohortReg: {len(SHEET)} subjects: batch_size auto -> {BATCH_SIZE} (one job per {BATCH_SIZE} "

@@ -93,7 +93,8 @@ rule train_model:
     output:
         model=L.model(),
         curve=L.model("training.tsv"),
-        figure=L.model("training.png"),
+        figure=report(L.model("training.png"), caption="../report/training.rst", category="5. Learned models",
+                      labels={"model": "{model}"}),
     params:
         settings=training_settings,
         pairs=training_pairs,

@@ -15,6 +15,9 @@ rule metrics_pair:
     output:
         json=L.method_file("metrics.json"),
         labels=L.method_file("labels.tsv"),
+        picture=report(L.qc_picture, caption="../report/qc_pair.rst", category="3b. QC: every pair",
+                       subcategory="{cohort}", labels={"moving": "{moving}", "fixed": "{fixed}", "method": "{method}"})
+        if INLINE_PICTURES else L.qc_picture,
     params:
         qc=config["qc"],
         code=CODE["metrics"],
@@ -38,10 +41,16 @@ rule aggregate:
     input:
         **AGGREGATE_INPUTS,
     output:
-        pairs=L.table("pairs"),
+        pairs=report(L.table("pairs"), caption="../report/pairs.rst", category="1. Accuracy", labels={"table": "pairs"}),
         labels=L.table("labels"),
-        summary=L.table("summary"),
+        summary=report(L.table("summary"), caption="../report/summary.rst", category="1. Accuracy",
+                       labels={"table": "summary"}),
+        stats=report(L.table("stats"), caption="../report/stats.rst", category="2. Paired statistics",
+                     labels={"table": "stats"}),
+        domain_shift=report(L.table("domain_shift"), caption="../report/domain_shift.rst", category="5. Domain shift",
+                            labels={"table": "domain_shift"}),
     params:
+        methods=METHODS,
         results=RESULTS,
         manifests=AGGREGATE_INPUTS["metrics"] if BATCH_SIZE > 1 else [],
         qc=config["qc"],

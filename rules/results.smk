@@ -31,8 +31,9 @@ def write_partial_tables():
     of date and retries the failed subjects instead of taking the partial tables as final.
     """
     try:
-        tables = [L.table("pairs"), L.table("labels"), L.table("summary")]
-        pairs = write_tables(RESULTS, *tables, qc=config["qc"])
+        tables = [L.table(t) for t in ("pairs", "labels", "summary", "stats", "domain_shift")]
+        pairs = write_tables(RESULTS, *tables[:3], qc=config["qc"], stats_tsv=tables[3], shift_tsv=tables[4],
+                             methods=METHODS)
         for t in tables:
             os.utime(t, (0, 0))
         bad = pairs[pairs["status"] != "ok"]
@@ -45,6 +46,9 @@ def write_partial_tables():
 
 
 RESULTS = pair_results()
+# Each (pair, method)'s overlay is a report item of its own up to this many results; above, the
+# report shows the gallery of the worst pairs only (the pictures stay in the tree).
+INLINE_PICTURES = BATCH_SIZE <= 1 and len(RESULTS) <= config["report"]["inline_pairs"]
 
 
 def aggregate_inputs():

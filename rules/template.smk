@@ -88,7 +88,8 @@ TPL_OUTPUTS = {
     "T1w": tpl(L.template_file("T1w.nii.gz")),
     "mask": tpl(L.template_file("desc-brain_mask.nii.gz")),
     "convergence": tpl(L.template_doc("convergence.tsv")),
-    "convergence_png": tpl(L.template_doc("convergence.png")),
+    "convergence_png": report(tpl(L.template_doc("convergence.png")), caption="../report/template.rst",
+                              category="8. Templates"),
     "description": tpl(L.template_doc("template_description.json")),
 }
 TPL_LABELLED = sorted({c for c, s in TPL_INPUTS if ROW(c, s).get("labels")})

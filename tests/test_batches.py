@@ -128,8 +128,9 @@ def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_co
     r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
     plan = [rule for rule, _ in planned_jobs(r.stdout + r.stderr)]
     # 5 subjects in batches of 2 -> 3 subject jobs; 4 pairs -> 2 pair batches x (affine + 2 x (register, metrics))
-    assert sorted(set(plan)) == ["affine_batch", "aggregate", "metrics_batch", "register_batch", "subjects_batch"]
-    assert len(plan) == 3 + 2 * (1 + 2 + 2) + 1, plan
+    assert sorted(set(plan)) == ["affine_batch", "aggregate", "method_choice", "metrics_batch", "mutual_info",
+                                 "register_batch", "report_figures", "subjects_batch"]
+    assert len(plan) == 3 + 2 * (1 + 2 + 2) + 1 + 3, plan  # + the report's: method choice, MI table, figures
     r = run_snakemake("--cores", "2", "--keep-going", *args, cwd=d)
     assert r.returncode != 0 and "the next run retries them" in r.stderr, r.stderr[-3000:]
     pairs = pd.read_csv(d / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})

@@ -17,6 +17,8 @@ NOT_OUTPUTS = {
     "reference": "which pairs exist: the reference's pairs are new jobs",
     "pairs": "the pairs TSV: which pairs exist",
     "methods": "which methods run (jobs); each method's settings are method_params",
+    "auto": "methods: auto: which methods run (jobs), like methods",
+    "report.inline_pairs": "which per-pair pictures are items of Snakemake's report, not what a job computes",
     "bids": "which files of a BIDS root are the subjects' T1s: they are the jobs' inputs, tracked as such",
     "batch_size": "how jobs are grouped; a batch keeps items by stamp, results are the same",
     "batch_workers": "how many items of a batch run at once; results are the same",

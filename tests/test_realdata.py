@@ -32,6 +32,26 @@ def test_lpba40_three_subjects_syn_and_torch_beat_affine(tmp_path):
     assert (pairs.loc[pairs.method != "affine", "folding_frac"] < 1e-3).all()
     labels = pd.read_csv(tmp_path / "out" / "metrics" / "labels.tsv", sep="\t")
     assert labels.groupby(["moving", "method"]).size().min() >= 50  # 56 LPBA structures
+    check_study_report(tmp_path, sheet, dice)
+
+
+def check_study_report(tmp_path, sheet, dice):
+    """Issue 17 on the same run: the study's tables, pictures and Snakemake's report."""
+    out = tmp_path / "out"
+    stats = pd.read_csv(out / "metrics" / "stats.tsv", sep="\t")
+    row = stats.set_index(["metric", "method_a", "method_b"]).loc[("dice_mean", "affine", "torch")]
+    assert row.n == 2 and row.mean_diff == pytest.approx((dice["affine"] - dice["torch"]).mean(), abs=1e-5)  # %.6g tables
+    mi = pd.read_csv(out / "metrics" / "mi.tsv", sep="\t")
+    assert len(mi) == 3 and (mi.status == "ok").all() and mi.mi_bits.between(0.1, mi.label_entropy_bits.min()).all()
+    gallery = sorted(p.name for p in (out / "report" / "gallery").glob("*.png"))
+    assert len(gallery) == 6 and gallery[0].startswith("worst-dice-01_lpba40_") and gallery[0].endswith("_affine.png")
+    r = run_snakemake("--cores", "1", "--configfile", tmp_path / "coarse.yaml", "--config", f"samples={sheet}",
+                      f"outdir={out}", "methods=[affine,ants,torch]", "--report", out / "report.html", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    html = (out / "report.html").read_text(errors="replace")
+    for needle in ("CohortReg study report", "2. Paired statistics", "3a. QC: worst pairs", "3b. QC: every pair",
+                   "4. MI(i;s) and Dice", "7. Settings and provenance", "sub-S02_space-S01_desc-overlay_T1w.png"):
+        assert needle in html, needle
 
 
 def test_atlas_skull_strip_on_candi_head():

@@ -62,6 +62,10 @@ def plan(d, *extra, cfg=None):
     return planned_jobs(r.stdout + r.stderr)
 
 
+# Study-level jobs (no subject): the tables, then the report's MI table and figures (issue 17).
+STUDY = {"aggregate", "mutual_info", "report_figures", "method_choice"}
+
+
 def test_adding_a_subject_runs_only_that_subject(finished):
     d = finished
     write(d, ["S01", "S02", "S03", "S04"])
@@ -69,10 +73,11 @@ def test_adding_a_subject_runs_only_that_subject(finished):
         jobs = plan(d)
     finally:
         write(d, ["S01", "S02", "S03"])
-    subjects = {w.get("subject") or w.get("moving") for r, w in jobs if r != "aggregate"}
+    subjects = {w.get("subject") or w.get("moving") for r, w in jobs if r not in STUDY}
     assert subjects == {"S04"}, jobs
     assert Counter(r for r, _ in jobs) == {"preprocess_subject": 1, "skullstrip_subject": 1, "affine_pair": 1,
-                                           "register_method": 2, "metrics_pair": 2, "aggregate": 1}, jobs
+                                           "register_method": 2, "metrics_pair": 2, "aggregate": 1,
+                                           "mutual_info": 1, "report_figures": 1}, jobs
 
 
 def test_replacing_a_t1_reruns_that_subject_only(finished):
@@ -84,20 +89,20 @@ def test_replacing_a_t1_reruns_that_subject_only(finished):
         jobs = plan(d)
     finally:
         os.utime(t1, (stat.st_atime, stat.st_mtime))
-    assert {w.get("subject") or w.get("moving") for r, w in jobs if r != "aggregate"} == {"S03"}, jobs
+    assert {w.get("subject") or w.get("moving") for r, w in jobs if r not in STUDY} == {"S03"}, jobs
     assert Counter(r for r, _ in jobs)["preprocess_subject"] == 1
 
 
 def test_changing_one_methods_parameters_reruns_that_method_only(finished):
     jobs = plan(finished, cfg=CONFIG.replace("torch: {preset: fast}", "torch: {preset: fast, iterations: [60, 30]}"))
-    assert {r for r, _ in jobs} == {"register_method", "metrics_pair", "aggregate"}, jobs
-    assert {w["method"] for r, w in jobs if r != "aggregate"} == {"torch"}
+    assert {r for r, _ in jobs} == {"register_method", "metrics_pair", "aggregate", "report_figures"}, jobs
+    assert {w["method"] for r, w in jobs if r not in STUDY} == {"torch"}
     assert len([1 for r, _ in jobs if r == "register_method"]) == 2
 
 
 def test_changing_the_reference_reruns_its_pairs_only(finished):
     jobs = plan(finished, "reference={lpba40: S02}")
-    assert {r for r, _ in jobs} == {"affine_pair", "register_method", "metrics_pair", "aggregate"}, jobs
+    assert {r for r, _ in jobs} == {"affine_pair", "register_method", "metrics_pair", "aggregate", "report_figures"}, jobs
     assert {(w["moving"], w["fixed"]) for r, w in jobs if r == "affine_pair"} == {("S01", "S02"), ("S03", "S02")}
 
 
@@ -107,7 +112,7 @@ def test_editing_the_torch_engine_reruns_what_it_made_only(finished, tmp_path):
     (A copy of the whole workflow: Snakemake puts the Snakefile's folder first on sys.path.)"""
     wf = tmp_path / "wf"
     wf.mkdir()
-    for part in ("Snakefile", "rules", "scripts", "config", "cohortreg"):
+    for part in ("Snakefile", "rules", "scripts", "config", "cohortreg", "report"):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         kw = {"symlinks": True, "ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / part).is_dir() else {}
         copy(ROOT / part, wf / part, **kw)
@@ -118,8 +123,9 @@ def test_editing_the_torch_engine_reruns_what_it_made_only(finished, tmp_path):
     r = subprocess.run(cmd, cwd=finished, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = planned_jobs(r.stdout + r.stderr)
-    assert Counter(r for r, _ in jobs) == {"register_method": 2, "metrics_pair": 2, "aggregate": 1}, jobs
-    assert {w["method"] for r, w in jobs if r != "aggregate"} == {"torch"}
+    assert Counter(r for r, _ in jobs) == {"register_method": 2, "metrics_pair": 2, "aggregate": 1,
+                                           "report_figures": 1}, jobs
+    assert {w["method"] for r, w in jobs if r not in STUDY} == {"torch"}
 
 
 def test_a_killed_run_resumes_and_keeps_finished_results(tmp_path):

@@ -1,0 +1,99 @@
+"""The report at cohort scale (issue 17): does a study of 2,000 pairs x 3 methods stay usable?
+
+The report's own job (rules/report.smk: report_figures) on synthetic tables of that size: 2,000
+pairs x 3 methods in pairs.tsv, 56 labels each in labels.tsv (336,000 rows), 2,001 subjects in
+mi.tsv, and a small overlay PNG per result for the gallery. It times the figures, the MI-vs-Dice
+table, the gallery (2 x worst_pairs pictures, not 6,000) and the settings tables, and states what
+the Snakemake report then holds: with more results than report.inline_pairs, the figures, tables and
+gallery only.
+
+    python bench/bench_report_scale.py        # bench/results/report_scale.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
+from cohortreg.report_figures import write_report_files  # noqa: E402
+
+PAIRS, METHODS, LABELS, WORST = 2000, ["affine", "ants", "torch"], 56, 12
+
+
+def tables(d: Path) -> dict[str, str]:
+    rng = np.random.default_rng(0)
+    movers = [f"{i:04d}" for i in range(1, PAIRS + 1)]
+    base = {"affine": 0.60, "ants": 0.70, "torch": 0.71}
+    rows, lab = [], []
+    for m in METHODS:
+        dice = np.clip(base[m] + rng.normal(0, 0.03, PAIRS), 0, 1)
+        for mov, dv in zip(movers, dice):
+            rows.append({"cohort": "big", "moving": mov, "fixed": "0000", "method": m, "dice_mean": dv,
+                         "hd95": rng.uniform(3, 8), "folding_frac": 0.0 if m == "affine" else rng.exponential(1e-5),
+                         "seconds": rng.uniform(5, 30), "register_seconds": rng.uniform(2, 20),
+                         "max_rss_mb": rng.uniform(300, 900), "status": "ok", "model": ""})
+    pairs = pd.DataFrame(rows)
+    labels = pd.DataFrame({"cohort": "big", "moving": np.repeat(pairs["moving"].to_numpy(), LABELS),
+                           "fixed": "0000", "method": np.repeat(pairs["method"].to_numpy(), LABELS),
+                           "label": np.tile(np.arange(1, LABELS + 1), len(pairs)),
+                           "dice": rng.uniform(0.4, 0.9, len(pairs) * LABELS)})
+    mi = pd.DataFrame({"cohort": "big", "subject": ["0000"] + movers, "mi_bits": rng.uniform(0.8, 1.2, PAIRS + 1),
+                       "status": "ok"})
+    paths = {}
+    for name, df in (("pairs", pairs), ("labels", labels), ("mi", mi)):
+        paths[name] = str(d / f"{name}.tsv")
+        df.to_csv(paths[name], sep="\t", index=False)
+    from PIL import Image
+
+    pic = Image.fromarray((rng.uniform(0, 255, (250, 700, 3))).astype(np.uint8))
+    for r in pairs.itertuples():
+        p = d / "tree" / r.moving / r.method
+        p.mkdir(parents=True, exist_ok=True)
+        pic.save(p / "overlay.png")
+    return paths
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        t0 = time.time()
+        inputs = tables(d)
+        t_tables = time.time() - t0
+        outputs = {k: str(d / "report" / f"{k}.{ext}") for k, ext in (
+            ("dice", "png"), ("hd95", "png"), ("heatmap", "png"), ("runtime", "png"), ("mi_png", "png"),
+            ("mi_dice", "tsv"), ("settings", "tsv"), ("provenance", "tsv"))}
+        outputs["gallery"] = str(d / "report" / "gallery")
+        (d / "report").mkdir()
+        settings = {m: {"engine": m, "code": "x", "settings": {"preset": "default"}} for m in METHODS}
+        t0 = time.time()
+        write_report_files(inputs, outputs, str(d / "tree" / "{moving}" / "{method}" / "overlay.png"), WORST, settings,
+                           inputs["pairs"], {"methods": METHODS}, METHODS)
+        t_report = time.time() - t0
+        gallery = sorted(Path(outputs["gallery"]).glob("*.png"))
+        sizes = {k: round(Path(v).stat().st_size / 1e6, 3) for k, v in outputs.items() if Path(v).is_file()}
+    result = {"benchmark": "report_scale", "commit": bench_commit(), "machine": machine(),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "pairs": PAIRS, "methods": METHODS, "labels": LABELS,
+              "synthetic_tables_s": round(t_tables, 1), "report_figures_job_s": round(t_report, 1),
+              "gallery_pictures": len(gallery), "report_items_mb": sizes,
+              "note": "report_figures' work (figures, MI vs Dice, gallery, settings) on synthetic tables of 2,000 "
+                      "pairs x 3 methods; above report.inline_pairs (300) the Snakemake report holds these items "
+                      "only, not the 6,000 per-pair pictures"}
+    print(f"{PAIRS} pairs x {len(METHODS)} methods: report_figures {t_report:.1f} s, gallery {len(gallery)} pictures, "
+          f"items {sum(sizes.values()):.2f} MB")
+    out = ROOT / "bench" / "results" / "report_scale.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

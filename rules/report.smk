@@ -1,0 +1,94 @@
+# The study as a deliverable: MI(intensity; labels), the figures, the gallery of the worst pairs,
+# the settings every method ran with; all of them items of Snakemake's own report:
+#   snakemake --configfile study.yaml --config samples=sheet.tsv outdir=results --report results/report.html
+# Captions: report/*.rst; the paper's figures: cohortreg/report_figures.py.
+import json as _json
+
+SHEET_FILE = [config["samples"]] if os.path.isfile(config["samples"]) else []  # a BIDS root is a folder
+MI_SUBJECTS = [(r["cohort"], r["subject"]) for r in SHEET.reset_index(drop=True).to_dict("records") if r.get("labels")]
+
+
+def mi_inputs(wildcards):
+    """The labelled subjects' preprocessed T1, labels and mask (their batch manifests when batched)."""
+    if BATCH_SIZE > 1:
+        return {"subjects": [m for m in batch_manifests() if "/subjects/" in m]}
+    files = [pat.format(cohort=c, subject=s) for c, s in MI_SUBJECTS for pat in (L.preproc_t1, L.preproc_labels, L.brain_mask)]
+    return {"subjects": files}
+
+
+rule mutual_info:
+    input:
+        unpack(mi_inputs),
+    output:
+        mi=report(L.table("mi"), caption="../report/mi.rst", category="4. MI(i;s) and Dice", labels={"table": "mi"}),
+    params:
+        subjects=[(c, s, L.preproc_t1.format(cohort=c, subject=s), L.preproc_labels.format(cohort=c, subject=s),
+                   L.brain_mask.format(cohort=c, subject=s)) for c, s in MI_SUBJECTS],
+        bins=config["report"]["mi_bins"],
+        code=CODE["report"],
+    log:
+        f"{L.out}/logs/mutual_info.log",
+    threads: 1
+    script:
+        "../scripts/mutual_info.py"
+
+
+def report_settings():
+    """What every method ran with (the paper's instrumentation bias), as the jobs got it."""
+    out = {}
+    for m in METHODS:
+        params = {k: v for k, v in params_of(m).items() if k != "model_file"}
+        out[m] = {"engine": ENGINE[m], "code": fingerprint("register", ENGINE[m]), "settings": params}
+    return out
+
+
+rule method_choice:
+    output:
+        report(f"{L.out}/report/method_choice.txt", caption="../report/method_choice.rst", category="0. Study design"),
+    params:
+        text=METHOD_CHOICE or f"methods as configured: {', '.join(METHODS)} (methods: auto was not used).",
+    threads: 1
+    run:
+        with open(output[0], "w") as fh:
+            fh.write(params.text + "\n")
+
+
+rule report_figures:
+    input:
+        pairs=L.table("pairs"),
+        labels=L.table("labels"),
+        stats=L.table("stats"),
+        mi=L.table("mi"),
+        sheet=SHEET_FILE,  # its checksum is in the provenance table
+    output:
+        dice=report(f"{L.out}/report/dice.png", caption="../report/dice.rst", category="1. Accuracy"),
+        hd95=report(f"{L.out}/report/hd95.png", caption="../report/hd95.rst", category="1. Accuracy"),
+        heatmap=report(f"{L.out}/report/label_dice.png", caption="../report/label_dice.rst", category="1. Accuracy"),
+        runtime=report(f"{L.out}/report/runtime.png", caption="../report/runtime.rst", category="6. Runtime and memory"),
+        mi_png=report(f"{L.out}/report/mi_dice.png", caption="../report/mi_dice.rst", category="4. MI(i;s) and Dice"),
+        mi_dice=report(L.table("mi_dice"), caption="../report/mi_dice.rst", category="4. MI(i;s) and Dice",
+                       labels={"table": "mi_dice"}),
+        gallery=report(directory(f"{L.out}/report/gallery"), patterns=["{name}.png"], caption="../report/gallery.rst",
+                       category="3a. QC: worst pairs", labels={"picture": "{name}"}),
+        settings=report(f"{L.out}/report/settings.tsv", caption="../report/settings.rst",
+                        category="7. Settings and provenance", labels={"table": "settings"}),
+        provenance=report(f"{L.out}/report/provenance.tsv", caption="../report/provenance.rst",
+                          category="7. Settings and provenance", labels={"table": "provenance"}),
+    params:
+        picture=lambda w: L.qc_picture,  # a pattern, formatted per pair in the script
+        worst=config["report"]["worst_pairs"],
+        settings=report_settings(),
+        config=config,
+        methods=METHODS,
+        code=CODE["report"],
+    log:
+        f"{L.out}/logs/report_figures.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/report_figures.py"
+
+
+def report_outputs():
+    return [*rules.report_figures.output, rules.method_choice.output[0]]

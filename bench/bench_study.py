@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -61,6 +62,21 @@ def snakemake(work: Path, *extra: str, cores: int = 2) -> tuple[float, int]:
     return wall, r.returncode
 
 
+def screenshot(html: Path, png: Path) -> bool:
+    """The report's overview page in headless Chromium (Debian's chromium), as a person first sees it."""
+    import tempfile
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe or not html.exists():
+        return False
+    with tempfile.TemporaryDirectory() as profile:
+        r = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                            f"--user-data-dir={profile}", "--window-size=1400,1000", "--virtual-time-budget=10000",
+                            f"--screenshot={png}", f"file://{html}"], capture_output=True, text=True, timeout=120)
+    return r.returncode == 0 and png.exists()
+
+
 def read(path: Path) -> list[dict]:
     return pd.read_csv(path, sep="\t", dtype={"moving": str, "fixed": str, "subject": str}).to_dict("records") \
         if path.exists() else []
@@ -74,14 +90,27 @@ def study(name: str, cfg: dict, work: Path, report: bool) -> dict:
     rec: dict = {"study": name, "methods": cfg["methods"], "run_wall_s": round(wall, 1), "run_rc": rc}
     pairs = pd.read_csv(out / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
     rec["pairs"] = int(len(pairs)), int((pairs.status == "ok").sum())
+    for stage in ("mutual_info", "report_figures"):  # the report's own jobs in the study run
+        bench = out / "benchmarks" / f"{stage}.tsv"
+        if bench.exists():
+            b = pd.read_csv(bench, sep="\t")
+            rec[f"{stage}_job_s"], rec[f"{stage}_job_mb"] = float(b.s.iloc[-1]), float(b.max_rss.iloc[-1])
     if report:
         for ext in ("html", "zip"):
             target = out / f"report.{ext}"
             w, rc = snakemake(work, "--report", str(target))
             rec[f"report_{ext}_s"], rec[f"report_{ext}_rc"] = round(w, 1), rc
             rec[f"report_{ext}_mb"] = round(target.stat().st_size / 1e6, 2) if target.exists() else None
+        rec["screenshot"] = screenshot(out / "report.html", RESULTS / f"study_{name}_report_overview.png")
+    keep = RESULTS / "study_2mm" / name  # the report's tables and main figures, committed
+    keep.mkdir(parents=True, exist_ok=True)
     for table in ("summary", "stats", "mi", "mi_dice", "domain_shift"):
         rec[table] = read(out / "metrics" / f"{table}.tsv")
+        if (out / "metrics" / f"{table}.tsv").exists():
+            shutil.copyfile(out / "metrics" / f"{table}.tsv", keep / f"{table}.tsv")
+    for fig in ("dice.png", "mi_dice.png", "label_dice.png", "runtime.png", "settings.tsv", "provenance.tsv"):
+        if (out / "report" / fig).exists():
+            shutil.copyfile(out / "report" / fig, keep / fig)
     return rec
 
 

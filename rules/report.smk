@@ -28,6 +28,8 @@ rule mutual_info:
         code=CODE["report"],
     log:
         f"{L.out}/logs/mutual_info.log",
+    benchmark:
+        f"{L.out}/benchmarks/mutual_info.tsv"
     threads: 1
     script:
         "../scripts/mutual_info.py"
@@ -83,6 +85,8 @@ rule report_figures:
         code=CODE["report"],
     log:
         f"{L.out}/logs/report_figures.log",
+    benchmark:
+        f"{L.out}/benchmarks/report_figures.tsv"
     threads: 1
     resources:
         mem_mb=4000,

@@ -3,6 +3,7 @@
 # job per iteration averages them. Iteration 00 is the reference (the first input, or template.init),
 # 01 the affine-aligned mean (init: mean), and each later one the result of one deformable update;
 # the inputs registered to the last one give the template's labels.
+from cohortreg.template.schedule import round_params
 from cohortreg.template.weights import subject_weights
 
 TPL = config["template"]
@@ -15,6 +16,8 @@ if SPLIT:  # with a split column, train/val subjects build it; the test subjects
 TPL_INPUTS = [(c, s) for c, s in _tpl_rows.index]
 TPL_WEIGHTS = subject_weights([c for c, _ in TPL_INPUTS], TPL["weighting"]) if TPL_INPUTS else []
 TPL_METHOD = TPL["method"]
+for _p in TPL.get("presets", []):  # an unknown preset is refused at start, naming it
+    get_method(TPL_METHOD, configured(TPL_METHOD))({**configured(TPL_METHOD), "preset": _p})
 TPL_FILE = str(TPL["init"]) if str(TPL["init"]).endswith((".nii", ".nii.gz")) else ""
 if not TPL_INPUTS:
     TPL_REFERENCE = None  # no template can be built from this sheet; only `snakemake template` says so
@@ -78,7 +81,10 @@ def tpl_register_inputs(wildcards):
 
 
 def tpl_method_params(wildcards):
-    return params_of(TPL_METHOD)
+    """The method's params for this round (template.presets: cohortreg/template/schedule.py); the final
+    job records the last round's."""
+    k = int(wildcards.iteration) if hasattr(wildcards, "iteration") else TPL_LAST
+    return round_params(params_of(TPL_METHOD), TPL.get("presets", []), k)
 
 
 for _f in (tpl_reference_input, tpl_update_inputs, tpl_register_inputs, tpl_method_params):

@@ -167,3 +167,17 @@ def test_methods_auto_adds_weak_learned_io_with_enough_labelled_subjects_of_the_
     mi.write_text("cohort\tsubject\tmi_fraction\tstatus\noasis\t01\t0.8\tok\n")
     gated = choose_methods(s, ["oasis"], {"min_labelled_train": 20, "max_mi_fraction": 0.5}, {}, str(mi))
     assert gated.methods == ["affine", "torch"] and "80% of its label entropy" in gated.reasoning
+
+
+@pytest.mark.workflow
+def test_methods_auto_in_the_workflow_plans_classical_and_logs_why(phantom_cohort):
+    from tests.conftest import planned_jobs, run_snakemake
+
+    d = phantom_cohort
+    r = run_snakemake("-n", "--cores", "1", "--config", f"samples={d / 'samples.tsv'}", f"outdir={d / 'out'}",
+                      "methods=auto", cwd=d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = r.stdout + r.stderr
+    assert "methods: auto" in log and "ph: 1 labelled training subjects (fewer than 20)" in log, log[-3000:]
+    methods = {w["method"] for rule, w in planned_jobs(log) if rule == "register_method"}
+    assert methods == {"affine", "torch"}

@@ -152,3 +152,13 @@ def test_a_three_subject_template_on_real_scans_builds_reruns_nothing_and_resume
     plan = planned_jobs(r.stdout + r.stderr)
     assert sorted((rule, w.get("subject", "")) for rule, w in plan) == [
         ("template", ""), ("template_finish", ""), ("template_register", "S02"), ("template_register", "S03")], plan
+
+
+def test_per_round_presets_follow_the_schedule_and_leave_params_alone_without_one():
+    from cohortreg.template.schedule import round_params
+
+    base = {"preset": "default", "iterations": [10, 5]}
+    assert round_params(base, [], 3) == base and round_params(base, ["fast"], 0) == base  # round 0: affine only
+    got = [round_params(base, ["fast", "fast", "default"], k)["preset"] for k in range(1, 6)]
+    assert got == ["fast", "fast", "default", "default", "default"]  # the final round takes the last preset
+    assert round_params(base, ["fast"], 2)["iterations"] == [10, 5]   # an explicit key still wins over the preset

@@ -80,6 +80,20 @@ def test_adding_a_subject_runs_only_that_subject(finished):
                                            "mutual_info": 1, "report_figures": 1}, jobs
 
 
+def test_a_missing_overlay_reruns_that_pairs_metrics_only(finished):
+    """A study made before the QC overlays existed gets them on its next run (issue 17)."""
+    png = next((finished / "out").rglob("sub-S02_space-S01_desc-overlay_T1w.png"))
+    data, stat = png.read_bytes(), png.stat()
+    png.unlink()
+    try:
+        jobs = plan(finished)
+    finally:
+        png.write_bytes(data)
+        os.utime(png, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert Counter(r for r, _ in jobs) == {"metrics_pair": 1, "aggregate": 1, "report_figures": 1}, jobs
+    assert [w["moving"] for r, w in jobs if r == "metrics_pair"] == ["S02"]
+
+
 def test_replacing_a_t1_reruns_that_subject_only(finished):
     d = finished
     t1 = d / "S03_t1.nii.gz"

@@ -66,9 +66,10 @@ def box_plot(pairs: pd.DataFrame, metric: str, path: str, methods: list[str], la
     if ok.empty:
         return _empty(path, f"no finished pair has {metric}")
     cohorts = list(dict.fromkeys(ok["cohort"]))
-    fig, axes = plt.subplots(1, len(cohorts), figsize=(1.2 + 1.1 * len(methods) * len(cohorts), 3.6), squeeze=False)
+    fig, axes = plt.subplots(len(cohorts), 1, figsize=(max(4.0, 1.5 + 0.75 * len(methods)), 0.6 + 3.0 * len(cohorts)),
+                             squeeze=False)  # one row per cohort: a study of many methods stays readable
     rng = np.random.default_rng(0)
-    for ax, cohort in zip(axes[0], cohorts):
+    for ax, cohort in zip(axes[:, 0], cohorts):
         grp = ok[ok["cohort"] == cohort]
         ms = _methods(grp, methods)
         data = [grp.loc[grp["method"] == m, metric].to_numpy(float) for m in ms]
@@ -140,9 +141,9 @@ def mi_scatter(mi: pd.DataFrame, pairs: pd.DataFrame, corr: pd.DataFrame, path: 
     markers = dict(zip(dict.fromkeys(pts["cohort"]), "os^Dvx*P"))
     for i, meth in enumerate(_methods(pts, methods)):
         grp = pts[pts["method"] == meth]
-        c = corr[(corr["method"] == meth) & (corr["level"] == "subject")]
-        r = f" r={c['pearson_r'].iloc[0]:.2f}, rho={c['spearman_rho'].iloc[0]:.2f}" if len(c) and np.isfinite(
-            c["pearson_r"].iloc[0]) else ""
+        within = corr[(corr["method"] == meth) & (corr["level"] == "within")]
+        r = "; ".join(f"{w.cohort} rho={w.spearman_rho:.2f}" for w in within.itertuples() if np.isfinite(w.spearman_rho))
+        r = f" (within: {r})" if r else ""
         colour = f"C{i % 10}"
         for cohort, cg in grp.groupby("cohort"):
             ax.plot(cg["mi_bits"], cg["dice_mean"], markers[cohort], color=colour, alpha=0.45, ms=4)
@@ -242,7 +243,9 @@ def write_report_files(inputs: dict[str, str], outputs: dict[str, str], picture:
     notes = [f"{len(pairs)} results, {int((pairs['status'] == 'ok').sum())} ok; gallery of the worst {worst} by Dice "
              "and by folding"]
     notes += [f"overlay missing (not in the gallery): {p}" for p in missing]
-    for r in corr[corr["level"] == "subject"].itertuples():
-        notes.append(f"MI vs Dice [{r.method}]: n={r.n} Pearson r={r.pearson_r:.3f} (p={r.pearson_p:.2g}), "
-                     f"Spearman rho={r.spearman_rho:.3f} (p={r.spearman_p:.2g})")
+    for r in corr.itertuples():
+        notes.append(f"MI vs Dice [{r.method}] {r.level} {r.cohort}: n={r.n} Pearson r={r.pearson_r:.3f} "
+                     f"(p={r.pearson_p:.2g}), Spearman rho={r.spearman_rho:.3f} (p={r.spearman_p:.2g})")
+    if corr["cohort"].nunique() > 2 and (corr["level"] == "within").any():
+        notes.append("MI vs Dice: pooled over cohorts, the correlation is mostly between cohorts; read 'within'")
     return notes

@@ -88,9 +88,25 @@ def test_mi_against_dice_correlates_per_subject():
     mi = pd.DataFrame({"cohort": "c", "subject": [f"{i:02d}" for i in range(2, 8)],
                        "mi_bits": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "status": "ok"})
     pairs = table({"torch": [0.60, 0.62, 0.65, 0.64, 0.70, 0.72]})
-    row = mi_dice(mi, pairs).set_index("level").loc["subject"]
+    row = mi_dice(mi, pairs).set_index("level").loc["within"]
     assert row.n == 6 and row.pearson_r == pytest.approx(stats.pearsonr(mi.mi_bits, pairs.dice_mean).statistic)
     assert row.spearman_rho == pytest.approx(stats.spearmanr(mi.mi_bits, pairs.dice_mean).statistic)
+
+
+def test_mi_against_dice_pooled_over_two_cohorts_is_told_apart_from_within():
+    """Two cohorts, no relation inside either, different MI and Dice: pooled |r| near 1, within about 0."""
+    rng = np.random.default_rng(3)
+    mis, pairs = [], []
+    for cohort, mi0, dice0 in (("a", 0.2, 0.72), ("b", 1.0, 0.60)):
+        m = pd.DataFrame({"cohort": cohort, "subject": [f"{i:02d}" for i in range(2, 22)],
+                          "mi_bits": mi0 + rng.normal(0, 0.02, 20), "status": "ok"})
+        p = table({"torch": list(dice0 + rng.normal(0, 0.01, 20))}, cohort=cohort)
+        mis.append(m)
+        pairs.append(p)
+    out = mi_dice(pd.concat(mis), pd.concat(pairs)).set_index(["level", "cohort"])
+    assert out.loc[("pooled", ""), "pearson_r"] < -0.95
+    assert abs(out.loc[("within", "a"), "pearson_r"]) < 0.6 and abs(out.loc[("within", "b"), "pearson_r"]) < 0.6
+    assert np.isnan(out.loc[("cohort", ""), "pearson_r"])  # two cohort means: no correlation to state
 
 
 def test_overlay_png_has_the_expected_size_and_is_not_blank(tmp_path):

@@ -88,6 +88,9 @@ def snakemake_report(work: Path) -> dict:
         ("dice", "png"), ("hd95", "png"), ("runtime", "png"), ("settings", "tsv"), ("provenance", "tsv"))}
     outputs.update(heatmap=str(out / "report" / "label_dice.png"), mi_png=str(out / "report" / "mi_dice.png"),
                    mi_dice=str(out / "metrics" / "mi_dice.tsv"), gallery=str(out / "report" / "gallery"))
+    for table in ("summary", "stats", "domain_shift"):
+        inputs[table] = str(out / "metrics" / f"{table}.tsv")
+    outputs.update({t: str(out / "report" / f"{t}.tsv") for t in ("pairs", "summary", "stats", "domain_shift")})
     settings = {m: {"engine": m, "code": "x", "settings": {}} for m in METHODS}
     write_report_files(inputs, outputs, str(work / "tree" / "{moving}" / "{method}" / "overlay.png"), WORST, settings,
                        inputs["pairs"], {"methods": METHODS}, METHODS)

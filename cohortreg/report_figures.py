@@ -238,6 +238,9 @@ def write_report_files(inputs: dict[str, str], outputs: dict[str, str], picture:
     runtime_plot(pairs, outputs["runtime"], methods)
     mi_scatter(mi, pairs, corr, outputs["mi_png"], methods)
     missing = gallery(pairs, picture, outputs["gallery"], worst)
+    for table in ("pairs", "summary", "stats", "domain_shift"):  # the report's copies of the study's tables
+        if table in outputs:
+            write_text_atomic(Path(inputs[table]).read_text(), outputs[table])
     write_text_atomic(settings_table(settings).to_csv(sep="\t", index=False), outputs["settings"])
     write_text_atomic(provenance_table(sheet, config).to_csv(sep="\t", index=False), outputs["provenance"])
     notes = [f"{len(pairs)} results, {int((pairs['status'] == 'ok').sum())} ok; gallery of the worst {worst} by Dice "

@@ -71,6 +71,8 @@ rule report_figures:
         pairs=L.table("pairs"),
         labels=L.table("labels"),
         stats=L.table("stats"),
+        summary=L.table("summary"),
+        domain_shift=L.table("domain_shift"),
         mi=L.table("mi"),
         sheet=SHEET_FILE,  # its checksum is in the provenance table
     output:
@@ -83,6 +85,16 @@ rule report_figures:
                        labels={"table": "mi_dice"}),
         gallery=report(directory(f"{L.out}/report/gallery"), patterns=["{name}.png"], caption="../report/gallery.rst",
                        category="3a. QC: worst pairs", labels={"picture": "{name}"}),
+        # the study's tables as report items (copies: the aggregate job's params would list every pair
+        # in the report, 6 MB per table at 2,000 pairs)
+        pairs=report(f"{L.out}/report/pairs.tsv", caption="../report/pairs.rst", category="1. Accuracy",
+                     labels={"table": "pairs"}),
+        summary=report(f"{L.out}/report/summary.tsv", caption="../report/summary.rst", category="1. Accuracy",
+                       labels={"table": "summary"}),
+        stats=report(f"{L.out}/report/stats.tsv", caption="../report/stats.rst", category="2. Paired statistics",
+                     labels={"table": "stats"}),
+        domain_shift=report(f"{L.out}/report/domain_shift.tsv", caption="../report/domain_shift.rst",
+                            category="5. Domain shift", labels={"table": "domain_shift"}),
         settings=report(f"{L.out}/report/settings.tsv", caption="../report/settings.rst",
                         category="7. Settings and provenance", labels={"table": "settings"}),
         provenance=report(f"{L.out}/report/provenance.tsv", caption="../report/provenance.rst",

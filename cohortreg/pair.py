@@ -90,7 +90,8 @@ def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fix
     if tx.get("warp"):
         det = warp_jacobian(str(Path(manifest).parent / tx["warp"]))
         folding, sdlogj = jacobian_stats(det, mask)
-    similarity = lncc(np.asarray(nib.load(fixed_brain).dataobj), np.asarray(nib.load(warped).dataobj), mask)
+    fixed_data, warped_data = np.asarray(nib.load(fixed_brain).dataobj), np.asarray(nib.load(warped).dataobj)
+    similarity = lncc(fixed_data, warped_data, mask)
     inputs = [json.loads(Path(p).read_text()) for p in subject_qc]
     settings = qc_settings(qc)
     verdict, reason = pair_qc(zip(("moving", "fixed"), inputs), folding, settings)
@@ -104,7 +105,7 @@ def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fix
     if picture:
         from .qc_picture import write_overlay
 
-        write_overlay(picture, fixed_brain, warped, warped_labels, fixed_mask,
+        write_overlay(picture, fixed_data, warped_data, wl, mask,  # the arrays read above, not a second read
                       f"{ids.get('cohort')} {ids.get('moving')} -> {ids.get('fixed')} [{ids.get('method')}] "
                       f"Dice {summary['dice_mean']:.3f} folding {folding:.1e} QC {verdict}")
     write_text_atomic(json.dumps(record, indent=2) + "\n", out_json)

@@ -82,17 +82,13 @@ def overlay(fixed: np.ndarray, warped: np.ndarray, warped_labels: np.ndarray, ma
     return img
 
 
-def write_overlay(path: str, fixed_brain: str, warped: str, warped_labels: str, fixed_mask: str, title: str = "",
-                  scale: int = 2) -> tuple[int, int]:
+def write_overlay(path: str, fixed: np.ndarray, warped: np.ndarray, warped_labels: np.ndarray, mask: np.ndarray,
+                  title: str = "", scale: int = 2) -> tuple[int, int]:
     """Write the picture of one registered pair as PNG (atomically); returns its (height, width)."""
-    import os
-
-    import nibabel as nib
     from PIL import Image
 
-    arrays = [np.asarray(nib.load(p).dataobj) for p in (fixed_brain, warped, warped_labels, fixed_mask)]
-    img = overlay(*arrays, title=title, scale=scale)
-    tmp = f"{path}.tmp.png"
-    Image.fromarray(img).save(tmp, optimize=False)
-    os.replace(tmp, path)
+    from .io import write_atomic
+
+    img = overlay(fixed, warped, warped_labels, mask, title=title, scale=scale)
+    write_atomic(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"), ".png")
     return img.shape[0], img.shape[1]

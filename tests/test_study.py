@@ -124,7 +124,8 @@ def test_overlay_png_has_the_expected_size_and_is_not_blank(tmp_path):
         files[name] = str(tmp_path / f"{name}.nii.gz")
         nib.save(nib.Nifti1Image(arr, np.diag([2.0, 2.0, 2.0, 1.0])), files[name])
     out = str(tmp_path / "qc.png")
-    assert write_overlay(out, files["fixed"], files["warped"], files["labels"], files["mask"], "c 02 -> 01") == \
+    arrays = [np.asarray(nib.load(files[k]).dataobj) for k in ("fixed", "warped", "labels", "mask")]
+    assert write_overlay(out, *arrays, "c 02 -> 01") == \
         panel_shape(shape, 2) == (2 * 48 + TITLE_PX, 2 * (48 + 2 * 40))
     img = np.asarray(Image.open(out).convert("RGB"))
     assert img.shape[:2] == panel_shape(shape, 2)

@@ -105,7 +105,7 @@ def test_a_batch_runs_independent_items_side_by_side_and_dependent_ones_in_order
     finally:
         torch.set_num_threads(threads)
     assert [r["status"] for r in out["items"]] == ["ok", "ok"]
-    assert order[:2] == [("start", "a"), ("start", "b")]  # both began before either ended
+    assert sorted(order[:2]) == [("start", "a"), ("start", "b")]  # both began before either ended (in either order)
     if (os.cpu_count() or 1) >= 2:
         assert two < 1.6 * one, (one, two)
     # each item's log holds its own lines only, though both wrote at once

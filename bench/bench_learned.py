@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import COHORTS, SHARED_DATA, available  # noqa: E402
+from cohortreg.datasets import SHARED_DATA, available, write_sheet as datasets_write_sheet  # noqa: E402
 
 SPLITS = {"lpba40": {"test": [f"S{i:02d}" for i in range(1, 10)], "val": ["S10"], "train": [f"S{i:02d}" for i in range(11, 21)]},
           "oasis": {"test": ["10", "11", "12"], "val": ["09"], "train": [f"{i:02d}" for i in range(1, 9)]}}
@@ -38,16 +38,10 @@ SHORT = {"lpba40": "lpba", "oasis": "oasis"}
 
 
 def write_sheet(path: Path) -> Path:
-    rows = ["cohort\tsubject\tt1\tlabels\tsplit"]
-    for cohort, split in SPLITS.items():
-        folder, _, lab = COHORTS[cohort]
-        for which in ("test", "val", "train"):  # the test subjects first: the first is the reference
-            for sid in split[which]:
-                d = SHARED_DATA / folder / f"sub-{sid}"
-                rows.append(f"{cohort}\t{sid}\t{d / 't1w_brain.nii.gz'}\t{d / lab}\t{which}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    """The test subjects first in each cohort: the first is the reference."""
+    order = {c: sp["test"] + sp["val"] + sp["train"] for c, sp in SPLITS.items()}
+    which = {(c, sid): w for c, sp in SPLITS.items() for w, ids in sp.items() for sid in ids}
+    return datasets_write_sheet(path, order, split=lambda c, s: which[(c, s)])
 
 
 def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int], models_from: Path | None = None,

@@ -32,22 +32,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import COHORTS, SHARED_DATA, available  # noqa: E402
+from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 
 LPBA = [f"S{i:02d}" for i in range(1, 21)]
 OASIS = [f"{i:02d}" for i in range(1, 13)]
 
 
 def sheet(path: Path, cohorts: dict[str, list[str]], test: set[tuple[str, str]]) -> Path:
-    rows = ["cohort\tsubject\tt1\tlabels\tsplit"]
-    for cohort, ids in cohorts.items():
-        folder, _, lab = COHORTS[cohort]
-        for sid in ids:
-            d = SHARED_DATA / folder / f"sub-{sid}"
-            rows.append(f"{cohort}\t{sid}\t{d / 't1w_brain.nii.gz'}\t{d / lab}\t{'test' if (cohort, sid) in test else 'train'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    return write_sheet(path, cohorts, split=lambda c, s: "test" if (c, s) in test else "train")
 
 
 def snakemake(work: Path, cfg: dict, *targets: str, cores: int = 2) -> tuple[float, int, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 SHARED_DATA = Path(os.environ.get("COHORTREG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
@@ -21,15 +22,16 @@ def available(root: Path = SHARED_DATA) -> bool:
     return (root / "lpba40").is_dir() and (root / "oasis-trt-20").is_dir()
 
 
-def write_sheet(path: str | Path, cohorts: dict[str, int | list[str]], root: Path = SHARED_DATA) -> Path:
+def write_sheet(path: str | Path, cohorts: dict[str, int | list[str]], root: Path = SHARED_DATA,
+                split: Callable[[str, str], str] | None = None) -> Path:
     """A sheet with the first n subjects of each named cohort (the first one is the reference), or
-    the listed subject ids."""
-    rows = ["cohort\tsubject\tt1\tlabels"]
+    the listed subject ids; with ``split``, a split column of split(cohort, subject)."""
+    rows = ["cohort\tsubject\tt1\tlabels" + ("\tsplit" if split else "")]
     for cohort, n in cohorts.items():
         folder, ids, lab = COHORTS[cohort]
         for sid in (ids[:n] if isinstance(n, int) else n):
             d = root / folder / f"sub-{sid}"
-            rows.append(f"{cohort}\t{sid}\t{d / 't1w_brain.nii.gz'}\t{d / lab}")
+            rows.append(f"{cohort}\t{sid}\t{d / 't1w_brain.nii.gz'}\t{d / lab}" + (f"\t{split(cohort, sid)}" if split else ""))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(rows) + "\n")

@@ -26,6 +26,8 @@ from typing import Any
 
 import pandas as pd
 
+from .learn.plan import has_split
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -38,10 +40,10 @@ def labelled_training(sheet: pd.DataFrame, train_fraction: float = 0.5) -> dict[
     """Labelled training subjects per cohort: split == train with a labels file; without a split
     column, the learned methods' seeded share (train_fraction) of each cohort's labelled subjects."""
     labelled = sheet[sheet["labels"].fillna("").astype(str) != ""]
-    if "split" in sheet and (sheet["split"].fillna("") != "").any():
-        return {c: int((grp["split"] == "train").sum()) for c, grp in labelled.groupby("cohort", sort=False)} | \
-            {c: 0 for c in sheet["cohort"].unique() if c not in set(labelled["cohort"])}
-    counts = labelled.groupby("cohort", sort=False).size()
+    if has_split(sheet):
+        train = labelled[labelled["split"] == "train"].groupby("cohort").size()
+        return {c: int(train.get(c, 0)) for c in sheet["cohort"].unique()}
+    counts = labelled.groupby("cohort").size()
     return {c: int(math.floor(counts.get(c, 0) * train_fraction)) for c in sheet["cohort"].unique()}
 
 

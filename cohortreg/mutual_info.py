@@ -82,6 +82,13 @@ def _correlate(x: pd.Series, y: pd.Series) -> dict[str, float]:
     return rec
 
 
+def pairs_with_mi(mi: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The finished pairs with a Dice, each with its moving subject's MI (``mi_bits``)."""
+    ok = pairs[(pairs["status"] == "ok") & pairs["dice_mean"].notna()]
+    m = mi[mi["status"] == "ok"][["cohort", "subject", "mi_bits"]]
+    return ok.merge(m, left_on=["cohort", "moving"], right_on=["cohort", "subject"])
+
+
 MI_DICE_COLUMNS = ["level", "cohort", "method", "n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p"]
 
 
@@ -91,9 +98,7 @@ def mi_dice(mi: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     cohorts' means (level ``cohort``, from three cohorts on). Pooled over cohorts that differ in MI
     and in Dice, the correlation is mostly the difference between cohorts (two cohorts: two clusters
     give |r| near 1 whatever happens inside them); ``within`` is the subject-level evidence."""
-    ok = pairs[(pairs["status"] == "ok") & pairs["dice_mean"].notna()]
-    m = mi[mi["status"] == "ok"][["cohort", "subject", "mi_bits"]]
-    per_pair = ok.merge(m, left_on=["cohort", "moving"], right_on=["cohort", "subject"])
+    per_pair = pairs_with_mi(mi, pairs)
     rows = []
     for method, grp in per_pair.groupby("method", sort=False):
         for cohort, cg in grp.groupby("cohort", sort=False):

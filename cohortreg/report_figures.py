@@ -18,7 +18,6 @@ import platform
 import shutil
 import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,8 @@ import pandas as pd
 
 from . import __version__
 from .io import write_text_atomic
-from .mutual_info import mi_dice
+from .mutual_info import mi_dice, pairs_with_mi
+from .provenance import _version
 
 LIBRARIES = ("snakemake", "torch", "antspyx", "monai", "nibabel", "numpy", "scipy", "pandas", "matplotlib", "pulp")
 
@@ -132,9 +132,7 @@ def runtime_plot(pairs: pd.DataFrame, path: str, methods: list[str]) -> None:
 def mi_scatter(mi: pd.DataFrame, pairs: pd.DataFrame, corr: pd.DataFrame, path: str, methods: list[str]) -> None:
     """Each pair's Dice against its moving subject's MI(i;s), per method; cohort means as large markers."""
     plt = _plt()
-    ok = pairs[(pairs["status"] == "ok") & pairs["dice_mean"].notna()]
-    m = mi[mi["status"] == "ok"][["cohort", "subject", "mi_bits"]]
-    pts = ok.merge(m, left_on=["cohort", "moving"], right_on=["cohort", "subject"])
+    pts = pairs_with_mi(mi, pairs)
     if pts.empty:
         return _empty(path, "no subject with both MI and Dice")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -217,11 +215,7 @@ def provenance_table(sheet: str, config: dict[str, Any]) -> pd.DataFrame:
             ("python", platform.python_version()), ("host", platform.node()), ("date", time.strftime("%Y-%m-%d %H:%M:%S")),
             ("config", json.dumps({k: v for k, v in config.items() if k != "method_params"}, sort_keys=True,
                                   default=str))]
-    for lib in LIBRARIES:
-        try:
-            rows.append((lib, metadata.version(lib)))
-        except metadata.PackageNotFoundError:
-            rows.append((lib, "absent"))
+    rows += [(lib, _version(lib)) for lib in LIBRARIES]
     return pd.DataFrame(rows, columns=["key", "value"])
 
 

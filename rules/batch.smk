@@ -84,7 +84,7 @@ def retry_failed_batches(fail=False):
         return
     failed = backdate_failed(m for m in batch_manifests() if os.path.exists(m))
     if failed:
-        for t in (L.table(n) for n in ("pairs", "labels", "summary", "stats", "domain_shift")):
+        for t in STUDY_TABLES.values():
             if os.path.exists(t):
                 os.utime(t, (0, 0))
         logger.error(f"CohortReg: {len(failed)} batch items failed or were skipped (their logs say why; "

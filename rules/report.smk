@@ -2,28 +2,22 @@
 # the settings every method ran with; all of them items of Snakemake's own report:
 #   snakemake --configfile study.yaml --config samples=sheet.tsv outdir=results --report results/report.html
 # Captions: report/*.rst; the paper's figures: cohortreg/report_figures.py.
-import json as _json
-
 SHEET_FILE = [config["samples"]] if os.path.isfile(config["samples"]) else []  # a BIDS root is a folder
-MI_SUBJECTS = [(r["cohort"], r["subject"]) for r in SHEET.reset_index(drop=True).to_dict("records") if r.get("labels")]
-
-
-def mi_inputs(wildcards):
-    """The labelled subjects' preprocessed T1, labels and mask (their batch manifests when batched)."""
-    if BATCH_SIZE > 1:
-        return {"subjects": [m for m in batch_manifests() if "/subjects/" in m]}
-    files = [pat.format(cohort=c, subject=s) for c, s in MI_SUBJECTS for pat in (L.preproc_t1, L.preproc_labels, L.brain_mask)]
-    return {"subjects": files}
+# (cohort, subject, preprocessed T1, labels, mask) of every labelled subject
+MI_SUBJECTS = [(c, s, *(pat.format(cohort=c, subject=s) for pat in (L.preproc_t1, L.preproc_labels, L.brain_mask)))
+               for (c, s), labels in SHEET["labels"].items() if labels]
+# their files, or their batch manifests when batched (the batch jobs write the files)
+MI_INPUTS = ([m for m in batch_manifests() if "/subjects/" in m] if BATCH_SIZE > 1 else
+             [f for row in MI_SUBJECTS for f in row[2:]])
 
 
 rule mutual_info:
     input:
-        unpack(mi_inputs),
+        subjects=MI_INPUTS,
     output:
         mi=report(L.table("mi"), caption="../report/mi.rst", category="4. MI(i;s) and Dice", labels={"table": "mi"}),
     params:
-        subjects=[(c, s, L.preproc_t1.format(cohort=c, subject=s), L.preproc_labels.format(cohort=c, subject=s),
-                   L.brain_mask.format(cohort=c, subject=s)) for c, s in MI_SUBJECTS],
+        subjects=MI_SUBJECTS,
         bins=config["report"]["mi_bins"],
         code=CODE["report"],
     log:

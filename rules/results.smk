@@ -31,10 +31,10 @@ def write_partial_tables():
     of date and retries the failed subjects instead of taking the partial tables as final.
     """
     try:
-        tables = [L.table(t) for t in ("pairs", "labels", "summary", "stats", "domain_shift")]
-        pairs = write_tables(RESULTS, *tables[:3], qc=config["qc"], stats_tsv=tables[3], shift_tsv=tables[4],
-                             methods=METHODS)
-        for t in tables:
+        tab = STUDY_TABLES
+        pairs = write_tables(RESULTS, tab["pairs"], tab["labels"], tab["summary"], qc=config["qc"],
+                             stats_tsv=tab["stats"], shift_tsv=tab["domain_shift"], methods=METHODS)
+        for t in tab.values():
             os.utime(t, (0, 0))
         bad = pairs[pairs["status"] != "ok"]
         logger.error(f"CohortReg: {len(bad)} of {len(pairs)} pair results failed; see {L.table('pairs')}:")
@@ -46,6 +46,8 @@ def write_partial_tables():
 
 
 RESULTS = pair_results()
+# The aggregation's tables: backdated together when a run leaves them partial (here, rules/batch.smk).
+STUDY_TABLES = {name: L.table(name) for name in ("pairs", "labels", "summary", "stats", "domain_shift")}
 # Each (pair, method)'s overlay is a report item of its own up to this many results; above, the
 # report shows the gallery of the worst pairs only (the pictures stay in the tree).
 INLINE_PICTURES = BATCH_SIZE <= 1 and len(RESULTS) <= config["report"]["inline_pairs"]

@@ -4,7 +4,7 @@ The torch engine's default schedule run level by level (the same pyramid: each l
 previous level's field, as register_greedy does), then the inverse field, then the writing of both
 fields; peak RSS after each step. Preprocessing as the workflow does it (reorient, 1 mm, scaling).
 
-    python bench/bench_profile_1mm.py        # writes bench/results/profile_torch_1mm.json
+    python bench/bench_profile_1mm.py [NAME.json]   # writes bench/results/profile_torch_1mm.json or NAME.json
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def main() -> int:
     import nibabel as nib
     import torch
 
+    from cohortreg.allocator import keep_freed_memory
     from cohortreg.io import nib_to_ants
     from cohortreg.registration import get_method
     from cohortreg.registration.affine import estimate_affine_torch
@@ -41,6 +42,7 @@ def main() -> int:
     from cohortreg.torchreg.crop import brain_box, uncrop
     from cohortreg.torchreg.greedy import GreedySettings, register_greedy
 
+    keep_freed_memory()  # as every workflow job does (cohortreg.jobs)
     work = Path(tempfile.mkdtemp())
     brains = {}
     for sid in ("S01", "S02"):
@@ -86,7 +88,7 @@ def main() -> int:
     impl._write(full_u, full_v, fixed, str(mat), work / "out", dev)
     step("write both fields (uncompressed .nii) and stage the .mat", t)
     total = sum(s["seconds"] for s in steps)
-    res = ROOT / "bench" / "results" / "profile_torch_1mm.json"
+    res = ROOT / "bench" / "results" / (sys.argv[1] if len(sys.argv) > 1 else "profile_torch_1mm.json")
     res.write_text(json.dumps({"benchmark": "profile_torch_1mm", "commit": bench_commit(), "machine": machine(),
                                "threads": torch.get_num_threads(), "pair": "lpba40 S02 -> S01", "total_s": round(total, 2),
                                "steps": steps}, indent=1) + "\n")

@@ -14,6 +14,7 @@ import traceback
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from .allocator import keep_freed_memory
 from .lazy_ants import import_ants
 
 log = logging.getLogger("cohortreg")
@@ -54,6 +55,7 @@ def job(smk: Any, what: str, threads: int | None = None) -> Iterator[logging.Log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
                         force=True)
     pin_threads(smk.threads if threads is None else threads, smk.config.get("seed"))
+    keep_freed_memory()
     log.info("%s: %s (threads=%s, host=%s, SLURM_JOB_ID=%s, CUDA_VISIBLE_DEVICES=%s)", what,
              dict(smk.wildcards.items()), smk.threads, os.uname().nodename, os.environ.get("SLURM_JOB_ID", "-"),
              os.environ.get("CUDA_VISIBLE_DEVICES", "-"))

@@ -114,7 +114,7 @@ def register_greedy(fixed: torch.Tensor, moving: torch.Tensor, settings: GreedyS
                 grad = grad + d_reg
             with torch.no_grad():
                 opt.step(smooth(grad, settings.grad_sigma))
-                u.copy_(smooth(u, settings.warp_sigma))
+                smooth(u, settings.warp_sigma, out=u)
         u = u.detach()
     if u.shape[2:] != fixed.shape[2:]:
         u = resize_field(u, tuple(fixed.shape[2:]))

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import torch
 
+from .fields import separable_filter
 
 
 def box_filter(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Mean over a ``window``^3 neighbourhood, separably with cumulative sums: O(1) per voxel.
+    """Mean over a ``window``^3 neighbourhood, x: [N, C, D, H, W], zero padding at the borders (as
+    voxelmorph's NCC), same output shape.
 
-    x: [N, C, D, H, W]; zero padding at the borders (as voxelmorph's NCC), same output shape.
-    Two x-sized temporaries per axis (no padded copy): at 1 mm the similarity's box filters
-    set the engine's peak memory.
+    A separable sum of shifted slices, slab by slab in cache (fields.separable_filter): at 1 mm
+    that is twice as fast as the cumulative sums it replaced, and holds about the same memory (one
+    padded copy and the output).
     """
-    r = window // 2
-    for dim in (2, 3, 4):
-        n = x.shape[dim]
-        c = torch.cumsum(x, dim=dim)
-        # window sum at i: c[min(i + r, n - 1)] - c[i - r - 1] (the second term only where i > r);
-        # built from slices: index_select gathers element by element, 10x slower on a 1 mm box
-        out = torch.empty_like(c)
-        m = max(n - r, 0)
-        out.narrow(dim, 0, m).copy_(c.narrow(dim, min(r, n), m))
-        tail = out.narrow(dim, m, n - m)
-        tail.copy_(c.narrow(dim, n - 1, 1).expand_as(tail))
-        if n > r + 1:
-            out.narrow(dim, r + 1, n - r - 1).sub_(c.narrow(dim, 0, n - r - 1))
-        del c
-        x = out
-    return x.div_(float(window ** 3))
+    return separable_filter(x, [1.0 / window] * window, "constant")
 
 
 def lncc(fixed: torch.Tensor, moving: torch.Tensor, window: int = 7, eps: float = 1e-5) -> torch.Tensor:

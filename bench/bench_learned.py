@@ -12,6 +12,8 @@ Then ``learned_io`` Dice against its number of IO iterations on one model.
     python bench/bench_learned.py --minutes 8        # writes bench/results/learned_2mm.json
     python bench/bench_learned.py --models-from OUT/models   # the same pairs with trained models
         # (each method's ``checkpoint:``, no training): bench/results/learned_2mm_inference.json
+    python bench/bench_learned.py --models-from OUT/models --classical affine,torch --io-sweep \\
+        --schedules 50,25,12 0,25,6 --batch-size 10 --tag schedules   # IO schedules on every model
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def write_sheet(path: Path) -> Path:
 
 
 def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int], models_from: Path | None = None,
-           batch_size: int = 1) -> dict:
+           batch_size: int = 1, schedules: list[list[int]] | None = None) -> dict:
     methods = list(classical)
     params: dict = {"ants": {"preset": "default"}, "torch": {"preset": "default", "device": "cpu"}}
     for cohort in SPLITS:
@@ -57,6 +59,10 @@ def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int]
                 params[name]["checkpoint"] = str(models_from / name / "model.pt")
             params[name + "_io"] = {"engine": "learned_io", "model": name, "device": "cpu"}
             methods += [name, name + "_io"]
+            for sched in schedules or []:  # IO iterations on the 4/2/1 levels, on every model
+                variant = f"{name}_io_{'_'.join(str(i) for i in sched)}"
+                params[variant] = {"engine": "learned_io", "model": name, "device": "cpu", "iterations": list(sched)}
+                methods.append(variant)
     sweep_model = "vxm_lpba_weak"
     for n in io_sweep:  # IO iterations [n, n/2, n/4] on the 4/2/1 levels: 100 is torch's default, 50 learned_io's
         name = f"{sweep_model}_io{n}"
@@ -82,6 +88,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=8.0, help="training wall time per model")
     ap.add_argument("--classical", default="affine,ants,torch")
     ap.add_argument("--io-sweep", type=int, nargs="*", default=[0, 10, 25, 50, 100])
+    ap.add_argument("--schedules", nargs="*", default=[], metavar="A,B,C",
+                    help="learned_io iterations on the 4/2/1 levels, each run on every model (named {model}_io_A_B_C)")
+    ap.add_argument("--tag", default="", help="suffix of the result name")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=1, help="config batch_size (10: one job per method and cohort)")
     ap.add_argument("--models-from", type=Path, default=None,
@@ -90,11 +99,12 @@ def main() -> int:
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
-    tag = "learned_2mm" if args.models_from is None else "learned_2mm_inference"
+    tag = ("learned_2mm" if args.models_from is None else "learned_2mm_inference") + (f"_{args.tag}" if args.tag else "")
     work = ROOT / "bench" / "work" / tag
     work.mkdir(parents=True, exist_ok=True)
     models_from = args.models_from.resolve() if args.models_from else None
-    cfg = config(work, args.minutes, args.classical.split(","), args.io_sweep, models_from, args.batch_size)
+    schedules = [[int(i) for i in s.split(",")] for s in args.schedules]
+    cfg = config(work, args.minutes, args.classical.split(","), args.io_sweep, models_from, args.batch_size, schedules)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.time()
     r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(args.cores),

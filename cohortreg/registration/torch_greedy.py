@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -103,28 +103,38 @@ class TorchGreedy(RegistrationMethod):
         m = torch.from_numpy(np.ascontiguousarray(aligned.numpy(), dtype=np.float32))[None, None].to(dev)
         return f, m
 
-    def _optimise(self, f: Any, m: Any, spacing: tuple[float, ...], init: Any = None) -> tuple[Any, Any]:
-        """Forward and inverse displacement [N, 3, D, H, W] (voxels) for N stacked pairs; ``init``: a
-        starting field on the full grid (a learned prediction, for instance optimisation)."""
-        from ..torchreg.crop import brain_box, uncrop, uncrop_onto
-        from ..torchreg.greedy import GreedySettings, register_greedy
+    def _settings(self) -> Any:
+        from ..torchreg.greedy import GreedySettings
 
         p = self.params
-        settings = GreedySettings(scales=tuple(p["scales"]), iterations=tuple(p["iterations"]), loss=p["loss"],
-                                  window=int(p["window"]), lr=float(p["lr"]), grad_sigma=float(p["grad_sigma"]),
-                                  warp_sigma=float(p["warp_sigma"]), smooth_weight=float(p.get("smooth_weight", 0.0)))
+        return GreedySettings(scales=tuple(p["scales"]), iterations=tuple(p["iterations"]), loss=p["loss"],
+                              window=int(p["window"]), lr=float(p["lr"]), grad_sigma=float(p["grad_sigma"]),
+                              warp_sigma=float(p["warp_sigma"]), smooth_weight=float(p.get("smooth_weight", 0.0)))
+
+    def _on_box(self, f: Any, m: Any, spacing: tuple[float, ...], solve: Callable[[Any, Any], tuple[Any, Any]]
+                ) -> tuple[Any, Any]:
+        """solve(fixed, moving) -> (forward, inverse) run on the brains' bounding box plus
+        ``crop_margin_mm`` (torchreg/crop.py; 0 or null: the whole grid), both fields returned on
+        the full grid [N, 3, D, H, W] (voxels)."""
+        from ..torchreg.crop import brain_box, uncrop
+
+        margin_mm = self.params.get("crop_margin_mm") or 0.0
+        if margin_mm <= 0:
+            return solve(f, m)
+        box = brain_box(f, m, margin=int(math.ceil(float(margin_mm) / min(spacing))))
+        u, v = solve(f[(..., *box)], m[(..., *box)])
         full = tuple(f.shape[2:])
-        margin_mm = p.get("crop_margin_mm") or 0.0
-        if margin_mm > 0:
-            margin = int(math.ceil(float(margin_mm) / min(spacing)))
-            box = brain_box(f, m, margin=margin)
-            start = init[(..., *box)] if init is not None else None
-            u = register_greedy(f[(..., *box)], m[(..., *box)], settings, init=start)
-            if init is not None:  # outside the box the prediction stands, not zero
-                return uncrop_onto(init, u, box), invert_displacement(uncrop_onto(init, u, box))
-            return uncrop(u, box, full), uncrop(invert_displacement(u), box, full)
-        u = register_greedy(f, m, settings, init=init)
-        return u, invert_displacement(u)
+        return uncrop(u, box, full), uncrop(v, box, full)
+
+    def _optimise(self, f: Any, m: Any, spacing: tuple[float, ...]) -> tuple[Any, Any]:
+        """Forward and inverse displacement [N, 3, D, H, W] (voxels) for N stacked pairs."""
+        from ..torchreg.greedy import register_greedy
+
+        def solve(fb: Any, mb: Any) -> tuple[Any, Any]:
+            u = register_greedy(fb, mb, self._settings())
+            return u, invert_displacement(u)
+
+        return self._on_box(f, m, spacing, solve)
 
     def _write(self, u: Any, v: Any, fixed: Any, affine: str, outdir: Path, dev: Any, **extra: Any) -> Transforms:
         ants = import_ants()

@@ -9,8 +9,6 @@ register there, and continue the field past the box's faces with their own value
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -46,11 +44,3 @@ def uncrop(u: torch.Tensor, box: tuple[slice, slice, slice], full: tuple[int, ..
         idx = (torch.arange(n, device=u.device) - sl.start).clamp(0, u.shape[2 + axis] - 1)
         u = u.index_select(2 + axis, idx)
     return u
-
-
-def uncrop_onto(base: torch.Tensor, u: torch.Tensor, box: tuple[slice, slice, slice]) -> torch.Tensor:
-    """A field refined on the box, put back into the full-grid field it started from (instance
-    optimisation: outside the brains' box the learned prediction stands)."""
-    out = base.clone()
-    out[(..., *box)] = u
-    return out

@@ -18,6 +18,7 @@ TPL_WEIGHTS = subject_weights([c for c, _ in TPL_INPUTS], TPL["weighting"]) if T
 TPL_METHOD = TPL["method"]
 for _p in TPL.get("presets", []):  # an unknown preset is refused at start, naming it
     get_method(TPL_METHOD, configured(TPL_METHOD))({**configured(TPL_METHOD), "preset": _p})
+TPL_STOP = TPL.get("stop_below_mm") is not None  # early stop: the inputs below, only then (no reruns of a study without)
 TPL_FILE = str(TPL["init"]) if str(TPL["init"]).endswith((".nii", ".nii.gz")) else ""
 if not TPL_INPUTS:
     TPL_REFERENCE = None  # no template can be built from this sheet; only `snakemake template` says so
@@ -67,6 +68,8 @@ def tpl_update_inputs(wildcards):
     out["manifests"] = tpl_round(k, "transforms.json")
     out["warped"] = tpl_round(k, "warped_T1w.nii.gz")
     out["labels"] = tpl_round(k, "warped_dseg.nii.gz")
+    if TPL_STOP and k >= 1:  # a converged iteration k is copied (cohortreg.template.build.update_template)
+        out["previous_row"] = tpl(L.template_iter("update.json", "next"), next=iteration_id(k))
     return out
 
 
@@ -77,6 +80,11 @@ def tpl_register_inputs(wildcards):
     if row.get("labels"):
         out["labels"] = L.preproc_labels.format(cohort=wildcards.cohort, subject=wildcards.subject)
     out.update({"model": MODEL_FILE[MODEL_OF[TPL_METHOD]]} if TPL_METHOD in MODEL_OF else {})
+    k = int(wildcards.iteration)
+    if TPL_STOP and k >= 2:  # to a copied template, the registration to the one before is copied
+        out["row"] = tpl(L.template_iter("update.json", "next"), next=iteration_id(k))
+        out["previous"] = tpl(L.template_input("transforms.json"), iteration=iteration_id(k - 1),
+                              cohort=wildcards.cohort, subject=wildcards.subject)
     return out
 
 

@@ -2,12 +2,12 @@
 import platform
 
 from cohortreg.jobs import job
-from cohortreg.template.build import (Input, TemplateSettings, finish_template, initial_reference, reference_as_initial,
-                                      register_to_template, update_template)
+from cohortreg.template.build import (Input, TemplateSettings, copy_registration, finish_template, initial_reference,
+                                      is_copy, reference_as_initial, register_to_template, update_template)
 
 smk = snakemake  # noqa: F821
 FIELDS = ("name", "cohorts", "iterations", "method", "gradient_step", "init", "weighting", "sharpen", "pad_mm",
-          "update_steps", "affine_update")
+          "update_steps", "affine_update", "stop_below_mm")
 
 
 def settings(p):
@@ -22,6 +22,10 @@ with job(smk, smk.rule) as log:
     i, o, p = smk.input, smk.output, smk.params
     if smk.rule == "template_reference":
         initial_reference(str(i[0]), p.pad_mm, str(o[0]))
+    elif smk.rule == "template_register" and hasattr(i, "previous") and is_copy(i.row):
+        copy_registration(i.previous, o.manifest, o.warped, o.warped_labels)
+        log.info("template iteration %s is a copy of the last (template.stop_below_mm): registration copied from %s",
+                 smk.wildcards.iteration, i.previous)
     elif smk.rule == "template_register":
         register_to_template(i.template, i.brain, getattr(i, "labels", ""), p.method, p.method_params, p.affine,
                              o.manifest, o.warped, o.warped_labels, threads=smk.threads, affine_only=p.affine_only)
@@ -31,7 +35,7 @@ with job(smk, smk.rule) as log:
             reference_as_initial(i.template, settings(p), o.template, o.row, o.png)
         else:
             row = update_template(i.template, inputs(i.manifests, i.warped, i.labels), p.weights, settings(p), k - 1,
-                                  o.template, o.row, o.png)
+                                  o.template, o.row, o.png, previous_row=getattr(i, "previous_row", ""))
             log.info("iteration %d: %s", k, row)
     elif smk.rule == "template_as_subject":
         from cohortreg.template.build import template_as_subject

@@ -154,6 +154,37 @@ def test_a_three_subject_template_on_real_scans_builds_reruns_nothing_and_resume
         ("template", ""), ("template_finish", ""), ("template_register", "S02"), ("template_register", "S03")], plan
 
 
+@needs_shared_data
+@pytest.mark.workflow
+def test_an_early_stop_copies_the_template_and_each_registration_after_the_converged_iteration(tmp_path):
+    from cohortreg.datasets import write_sheet
+
+    sheet = write_sheet(tmp_path / "samples.tsv", {"lpba40": 3})
+    out = tmp_path / "out"
+    # any deformable update moves the template less than 1000 mm: iteration 02 (the first deformable
+    # update) is final, iteration 03 copies it and round 03 copies round 02's registrations
+    (tmp_path / "tpl.yaml").write_text(TPL_CONFIG.replace("iterations: 1,", "iterations: 2, stop_below_mm: 1000,"))
+    args = ["--configfile", str(tmp_path / "tpl.yaml"), "--config", f"samples={sheet}", f"outdir={out}"]
+    r = run_snakemake("template", "--cores", "2", *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    root = out / "templates" / "ci"
+    conv = pd.read_csv(root / "convergence.tsv", sep="\t")
+    assert conv.iteration.tolist() == [0, 1, 2, 3], conv
+    assert conv.converged.iloc[:3].tolist() == [False, True, True] and conv.copy_of.iloc[2] == 2, conv
+    assert conv.update_mean_mm.iloc[1] > 0, conv  # a real update, not a copy
+    data = [np.asarray(nib.load(root / f"iter-{k}" / f"tpl-ci_iter-{k}_T1w.nii.gz").dataobj) for k in ("02", "03")]
+    assert np.array_equal(*data)
+    for sid in ("S01", "S02", "S03"):
+        two, three = root / "iter-02" / "lpba40" / f"sub-{sid}", root / "iter-03" / "lpba40" / f"sub-{sid}"
+        assert sorted(f.name for f in two.iterdir()) == sorted(f.name for f in three.iterdir())
+        for f in two.iterdir():
+            assert f.read_bytes() == (three / f.name).read_bytes(), f.name
+        assert "registration copied" in (out / "logs" / "template" / "ci" / "iter-03" / "lpba40" / f"sub-{sid}.log").read_text()
+    assert "registration copied" not in (out / "logs" / "template" / "ci" / "iter-02" / "lpba40" / "sub-S01.log").read_text()
+    r = run_snakemake("template", "-n", "--cores", "2", *args, cwd=tmp_path)
+    assert planned_jobs(r.stdout + r.stderr) == [], r.stdout[-2000:]
+
+
 def test_per_round_presets_follow_the_schedule_and_leave_params_alone_without_one():
     from cohortreg.template.schedule import round_params
 

@@ -42,6 +42,7 @@ class TemplateSettings:
     pad_mm: float = 10.0
     update_steps: int = 4         # the scaled mean warp is applied this many times (ANTs: 4)
     affine_update: str = "no_rigid"  # no_rigid (ANTs -y 0) | full (-y 1, the default of ANTs' script)
+    stop_below_mm: float | None = None  # early stop on the mean shape update (is_copy, copy_registration)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -147,13 +148,55 @@ def cohort_label_dice(inputs: Sequence[Input], weights: Sequence[float]) -> dict
             for c, maps, consensus, _, _ in cohort_votes(inputs, weights)}
 
 
+def converged(row: str) -> bool:
+    """Whether the iteration of this update.json is final (template.stop_below_mm)."""
+    return bool(row) and bool(json.loads(Path(row).read_text()).get("converged", False))
+
+
+def is_copy(row: str) -> bool:
+    """Whether the iteration of this update.json is a copy of the one before (an early stop's later iterations)."""
+    return bool(row) and json.loads(Path(row).read_text()).get("copy_of") is not None
+
+
+def copy_registration(previous_manifest: str, out_manifest: str, out_warped: str, out_labels: str) -> None:
+    """An input's registration to a template copied from its registration to the identical template of
+    the iteration before: every file of that folder (the transforms its manifest lists, relative to it),
+    the manifest last, so that a half-copied folder is never taken for a finished one."""
+    import shutil
+
+    src, dst = Path(previous_manifest).parent, Path(out_manifest).parent
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.name != Path(previous_manifest).name:
+            shutil.copyfile(f, dst / f.name)
+    for made in (out_warped, out_labels):
+        if not Path(made).exists():
+            raise FileNotFoundError(f"{previous_manifest}: the earlier registration has no {Path(made).name}")
+    write_text_atomic(Path(previous_manifest).read_text(), out_manifest)
+
+
 def update_template(template: str, inputs: Sequence[Input], weights: Sequence[float], settings: TemplateSettings,
-                    iteration: int, out_template: str, out_row: str, out_png: str = "") -> dict[str, Any]:
+                    iteration: int, out_template: str, out_row: str, out_png: str = "",
+                    previous_row: str = "") -> dict[str, Any]:
     """The next template from round ``iteration`` (the inputs registered to iteration ``iteration``'s
     template): the weighted mean of the normalised warped brains (sharpened), then the shape update
     through the mean affine and the mean warp (none in the affine-only round 0). Its convergence row
-    describes that round: its labels' agreement, its mean warp, and the update it led to."""
+    describes that round: its labels' agreement, its mean warp, and the update it led to.
+
+    With ``settings.stop_below_mm``: a deformable update that moves the template less than that (mean,
+    mm) makes the final template (``converged`` in its row); after it (``previous_row`` converged) the
+    template is copied as it is, with a row that says which iteration it copies (``copy_of``)."""
     tpl = nib.load(template)
+    if settings.stop_below_mm is not None and converged(previous_row):
+        save_atomic(nib.Nifti1Image(np.asarray(tpl.dataobj, dtype=np.float32), tpl.affine), out_template)
+        prev = json.loads(Path(previous_row).read_text())
+        row = {"iteration": iteration, "inputs": len(inputs), "converged": True,
+               "copy_of": prev.get("copy_of", prev["iteration"] + 1)}
+        write_text_atomic(json.dumps(row, indent=1) + "\n", out_row)
+        if out_png:
+            slices_png(np.asarray(tpl.dataobj, dtype=np.float32),
+                       f"tpl-{settings.name} iteration {iteration + 1} (= {row['copy_of']}: stopped)", out_png)
+        return row
     mean, mask = round_mean(inputs, weights, tpl.affine, settings.sharpen)
     docs = [json.loads(Path(i.manifest).read_text()) for i in inputs]
     mats = [read_affine_mat(str(Path(i.manifest).parent / next(p for p in d["forward"] if p.endswith(".mat"))))
@@ -170,6 +213,8 @@ def update_template(template: str, inputs: Sequence[Input], weights: Sequence[fl
            "update_max_mm": float(disp[mask].max()) if mask.any() else 0.0, "warp_mean_mm": float(warp_norm.mean()),
            "warp_max_mm": float(warp_norm.max()), "sharpness": sharpness(mean, mask),
            **{f"dice_{c}": d for c, d in cohort_label_dice(inputs, weights).items()}}
+    if settings.stop_below_mm is not None:
+        row["converged"] = field is not None and row["update_mean_mm"] < float(settings.stop_below_mm)
     write_text_atomic(json.dumps(row, indent=1) + "\n", out_row)
     if out_png:
         slices_png(new, f"tpl-{settings.name} iteration {iteration + 1}", out_png)

@@ -8,6 +8,7 @@ configuration, one after the other in this one process (side by side, nothing el
   ``batch_size: 1``), whatever the defaults are now;
 - ``torch_affine``: the torch affine, one job per subject or pair and stage;
 - ``batched``: the torch affine, one batch job per stage running its items side by side;
+- ``per_job_1thread``, ``batched_1thread``: the same with one-thread registrations, two at once;
 - ``default``: nothing set but the README command's own options.
 
 For each it prints the stage table of issue 15 (jobs, mean job seconds from Snakemake's
@@ -39,6 +40,10 @@ from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 CONFIGS = {"before": ["affine={engine: ants}", "batch_size=1"],          # the last release's defaults
            "torch_affine": ["affine={engine: torch}", "batch_size=1"],     # one job per pair and stage
            "batched": ["affine={engine: torch}", "batch_size=50"],         # one job per stage, items in parallel
+           # one-thread registrations: two side by side (per job, or as a batch job's two workers)
+           # (a dict: written to a config file, as --config would pass its numbers as strings)
+           "per_job_1thread": ["affine={engine: torch}", "batch_size=1", {"resources": {"register": {"threads": 1}}}],
+           "batched_1thread": ["affine={engine: torch}", "batch_size=50", {"resources": {"register": {"threads": 1}}}],
            "default": []}
 SUBJECTS = {"lpba40": 11, "oasis": 12}
 IMPORTS = {  # what a job's interpreter imports before its first line of work
@@ -102,8 +107,13 @@ def run(work: Path, name: str, sheet: Path, cores: int) -> dict:
     out = work / name
     if out.exists():
         shutil.rmtree(out)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(cores),
-           "--config", f"samples={sheet}", f"outdir={out}", "methods=[affine,torch]", *CONFIGS[name]]
+    files = []
+    for i, extra in enumerate(o for o in CONFIGS[name] if isinstance(o, dict)):
+        files += ["--configfile", str(work / f"{name}_{i}.yaml")]
+        Path(files[-1]).write_text(json.dumps(extra))  # JSON is YAML
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(cores), *files,
+           "--config", f"samples={sheet}", f"outdir={out}", "methods=[affine,torch]",
+           *(o for o in CONFIGS[name] if isinstance(o, str))]
     t0 = time.time()
     r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.time() - t0
@@ -124,6 +134,7 @@ def main() -> int:
     ap.add_argument("--cohort", choices=sorted(SUBJECTS), default="lpba40")
     ap.add_argument("--configs", nargs="*", default=list(CONFIGS))
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--tag", default="", help="suffix of the result name (a subset of the configurations)")
     args = ap.parse_args()
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
@@ -133,7 +144,7 @@ def main() -> int:
     sheet = write_sheet(work / "samples.tsv", {args.cohort: SUBJECTS[args.cohort]})
     imports = import_seconds()
     runs = [run(work, name, sheet, args.cores) for name in args.configs]
-    res = ROOT / "bench" / "results" / f"throughput_{args.cohort}_2mm.json"
+    res = ROOT / "bench" / "results" / f"throughput_{args.cohort}_2mm{'_' + args.tag if args.tag else ''}.json"
     res.write_text(json.dumps({"benchmark": f"throughput_{args.cohort}_2mm", "commit": bench_commit(),
                                "machine": machine(), "cores": args.cores, "import_seconds": imports, "runs": runs},
                               indent=1, default=str) + "\n")
@@ -142,7 +153,7 @@ def main() -> int:
     for k, v in imports.items():
         print(f"  {v:6.2f}  {k}")
     for r in runs:
-        print(f"\n== {r['config']} {' '.join(r['options'])}: {r['wall_s']} s for {r['pairs']} pairs = "
+        print(f"\n== {r['config']} {' '.join(map(str, r['options']))}: {r['wall_s']} s for {r['pairs']} pairs = "
               f"{r['wall_per_pair_s']} s/pair, {r['jobs']} jobs, rc {r['returncode']}, failed {r['failed']}")
         print("   Dice:", r["dice"], " register_seconds:", r["register_seconds"])
         print(pd.DataFrame(r["stages"]).to_string(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -12,6 +12,7 @@
    OASIS-TRT with cohort weighting.
 
     python bench/bench_template.py            # writes bench/results/template_2mm.json
+    python bench/bench_template.py --skip use balance --stop-below-mm 1.5   # template_2mm_stop.json
 """
 
 from __future__ import annotations
@@ -113,7 +114,12 @@ def main() -> int:
     ap.add_argument("--balance-iterations", type=int, default=2)
     ap.add_argument("--balance-preset", default="default", help="the torch preset of the two balance builds")
     ap.add_argument("--skip", nargs="*", default=[], choices=["build", "use", "balance"])
+    ap.add_argument("--stop-below-mm", type=float, default=None,
+                    help="template.stop_below_mm of the build; the results go to template_2mm_stop.json")
     args = ap.parse_args()
+    global RESULT
+    if args.stop_below_mm is not None:
+        RESULT = RESULT.with_name("template_2mm_stop.json")
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
@@ -124,7 +130,8 @@ def main() -> int:
 
     test = {("lpba40", "S01"), ("oasis", "01")}
     samples = sheet(work / "samples.tsv", {"lpba40": LPBA, "oasis": OASIS}, test)
-    tpl = {"name": "study", "iterations": args.iterations, "method": "torch", "weighting": "cohort"}
+    tpl = {"name": "study", "iterations": args.iterations, "method": "torch", "weighting": "cohort",
+           "stop_below_mm": args.stop_below_mm}
     cfg = base_config(work, samples, "out", tpl, torch_params)
     out = work / "out"
     if "build" not in args.skip:

@@ -87,13 +87,10 @@ class LearnedIO(Learned):
 
         def solve(fb: Any, mb: Any) -> tuple[Any, Any]:
             """The prediction on the brains' box, refined there: the box's field is the optimiser's start."""
-            from ..torchreg.greedy import register_greedy
-
             u0, v0 = self.predict(fb, mb)
             if not any(int(i) for i in self.params["iterations"]):
                 return u0, v0
-            u = register_greedy(fb, mb, self._settings(), init=u0)
-            return u, invert_displacement(u)
+            return self._refine(fb, mb, init=u0)
 
         u, v = self._on_box(f, m, fixed.spacing, solve)
         return self._write(u, v, fixed, affine, outdir, dev, **self._describe())

@@ -126,15 +126,17 @@ class TorchGreedy(RegistrationMethod):
         full = tuple(f.shape[2:])
         return uncrop(u, box, full), uncrop(v, box, full)
 
-    def _optimise(self, f: Any, m: Any, spacing: tuple[float, ...]) -> tuple[Any, Any]:
-        """Forward and inverse displacement [N, 3, D, H, W] (voxels) for N stacked pairs."""
+    def _refine(self, f: Any, m: Any, init: Any = None) -> tuple[Any, Any]:
+        """The greedy schedule on these images (from ``init``, a starting field, or zero): forward and
+        inverse displacement."""
         from ..torchreg.greedy import register_greedy
 
-        def solve(fb: Any, mb: Any) -> tuple[Any, Any]:
-            u = register_greedy(fb, mb, self._settings())
-            return u, invert_displacement(u)
+        u = register_greedy(f, m, self._settings(), init=init)
+        return u, invert_displacement(u)
 
-        return self._on_box(f, m, spacing, solve)
+    def _optimise(self, f: Any, m: Any, spacing: tuple[float, ...]) -> tuple[Any, Any]:
+        """Forward and inverse displacement [N, 3, D, H, W] (voxels) for N stacked pairs."""
+        return self._on_box(f, m, spacing, self._refine)
 
     def _write(self, u: Any, v: Any, fixed: Any, affine: str, outdir: Path, dev: Any, **extra: Any) -> Transforms:
         ants = import_ants()

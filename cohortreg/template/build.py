@@ -148,14 +148,15 @@ def cohort_label_dice(inputs: Sequence[Input], weights: Sequence[float]) -> dict
             for c, maps, consensus, _, _ in cohort_votes(inputs, weights)}
 
 
-def converged(row: str) -> bool:
-    """Whether the iteration of this update.json is final (template.stop_below_mm)."""
-    return bool(row) and bool(json.loads(Path(row).read_text()).get("converged", False))
+def read_row(row: str) -> dict[str, Any]:
+    """An iteration's update.json ({} for none): ``converged`` marks the final template of an early
+    stop (template.stop_below_mm), ``copy_of`` an iteration that copies it."""
+    return json.loads(Path(row).read_text()) if row else {}
 
 
 def is_copy(row: str) -> bool:
     """Whether the iteration of this update.json is a copy of the one before (an early stop's later iterations)."""
-    return bool(row) and json.loads(Path(row).read_text()).get("copy_of") is not None
+    return read_row(row).get("copy_of") is not None
 
 
 def copy_registration(previous_manifest: str, out_manifest: str, out_warped: str, out_labels: str) -> None:
@@ -187,15 +188,15 @@ def update_template(template: str, inputs: Sequence[Input], weights: Sequence[fl
     mm) makes the final template (``converged`` in its row); after it (``previous_row`` converged) the
     template is copied as it is, with a row that says which iteration it copies (``copy_of``)."""
     tpl = nib.load(template)
-    if settings.stop_below_mm is not None and converged(previous_row):
-        save_atomic(nib.Nifti1Image(np.asarray(tpl.dataobj, dtype=np.float32), tpl.affine), out_template)
-        prev = json.loads(Path(previous_row).read_text())
+    prev = read_row(previous_row) if settings.stop_below_mm is not None else {}
+    if prev.get("converged"):
+        data = np.asarray(tpl.dataobj, dtype=np.float32)
+        save_atomic(nib.Nifti1Image(data, tpl.affine), out_template)
         row = {"iteration": iteration, "inputs": len(inputs), "converged": True,
                "copy_of": prev.get("copy_of", prev["iteration"] + 1)}
         write_text_atomic(json.dumps(row, indent=1) + "\n", out_row)
         if out_png:
-            slices_png(np.asarray(tpl.dataobj, dtype=np.float32),
-                       f"tpl-{settings.name} iteration {iteration + 1} (= {row['copy_of']}: stopped)", out_png)
+            slices_png(data, f"tpl-{settings.name} iteration {iteration + 1} (= {row['copy_of']}: stopped)", out_png)
         return row
     mean, mask = round_mean(inputs, weights, tpl.affine, settings.sharpen)
     docs = [json.loads(Path(i.manifest).read_text()) for i in inputs]

@@ -72,8 +72,9 @@ def gaussian_kernel1d(sigma: float, device: torch.device, dtype: torch.dtype) ->
     return k / k.sum()
 
 
-# A slab of planes plus its border, summed tap by tap while it stays in the CPU's cache: at 1 mm
-# a whole-volume pass per tap was memory-bound (bench/results/filters_1mm.txt).
+# A slab of planes plus its border, summed tap by tap while it stays in the CPU's cache: at 1 mm a
+# whole-volume pass per tap was memory-bound (bench/results/classical_1mm_default_lpba_blocked.json:
+# torch 35.1 s a job against 47.0 s, same Dice).
 _BLOCK_BYTES = 3 << 20
 
 

@@ -13,6 +13,7 @@
 
     python bench/bench_template.py            # writes bench/results/template_2mm.json
     python bench/bench_template.py --skip use balance --stop-below-mm 1.5   # template_2mm_stop.json
+    python bench/bench_template.py --method ants --iterations 2 --skip use balance   # template_2mm_ants.json
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def job_table(out: Path, name: str) -> pd.DataFrame:
 
 def cohort_warp_norm(out: Path, name: str, last: int) -> dict[str, float]:
     """Per cohort: the mean |warp| (mm) over the brain of its inputs' registrations to the final template."""
-    from cohortreg.template.shape import field_norm, read_field
+    from cohortreg.transform_files import read_field
+    from cohortreg.template.shape import field_norm
 
     root = out / "templates" / name / f"iter-{last:02d}"
     mask = np.asarray(nib.load(out / "templates" / name / f"tpl-{name}_desc-brain_mask.nii.gz").dataobj) > 0
@@ -114,26 +116,34 @@ def main() -> int:
     ap.add_argument("--balance-iterations", type=int, default=2)
     ap.add_argument("--balance-preset", default="default", help="the torch preset of the two balance builds")
     ap.add_argument("--skip", nargs="*", default=[], choices=["build", "use", "balance"])
+    ap.add_argument("--method", default="torch", choices=["torch", "ants"],
+                    help="template.method of the build (its preset: default); ants writes template_2mm_ants.json")
     ap.add_argument("--stop-below-mm", type=float, default=None,
                     help="template.stop_below_mm of the build; the results go to template_2mm_stop.json")
     args = ap.parse_args()
     global RESULT
     if args.stop_below_mm is not None:
         RESULT = RESULT.with_name("template_2mm_stop.json")
+    if args.method != "torch":
+        RESULT = RESULT.with_name(f"template_2mm_{args.method}.json")
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
     work = ROOT / "bench" / "work" / "template_2mm"
     work.mkdir(parents=True, exist_ok=True)
     torch_params = {"torch": {"preset": "default", "device": "cpu"}}
-    result: dict = {"benchmark": "template_2mm", "commit": bench_commit(), "machine": machine(), "cores": 2}
+    if args.method != "torch":
+        torch_params[args.method] = {"preset": "default"}
+    result: dict = {"benchmark": RESULT.stem, "commit": bench_commit(), "machine": machine(), "cores": 2,
+                    "method": args.method}
 
     test = {("lpba40", "S01"), ("oasis", "01")}
     samples = sheet(work / "samples.tsv", {"lpba40": LPBA, "oasis": OASIS}, test)
-    tpl = {"name": "study", "iterations": args.iterations, "method": "torch", "weighting": "cohort",
+    tpl = {"name": "study", "iterations": args.iterations, "method": args.method, "weighting": "cohort",
            "stop_below_mm": args.stop_below_mm}
-    cfg = base_config(work, samples, "out", tpl, torch_params)
-    out = work / "out"
+    out_name = "out" if args.method == "torch" else f"out_{args.method}"
+    cfg = base_config(work, samples, out_name, tpl, torch_params)
+    out = work / out_name
     if "build" not in args.skip:
         wall, rc, err = snakemake(work, cfg, "template")
         conv = pd.read_csv(out / "templates" / "study" / "convergence.tsv", sep="\t")

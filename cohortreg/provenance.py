@@ -33,7 +33,8 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "affine": (_COMMON + ("stages.py:affine_files", "registration/affine.py", "registration/base.py", "torchreg/affine.py",
                           "torchreg/fields.py", "torchreg/similarity.py", "torchreg/greedy.py"), ("antspyx", "torch")),
     "register": (_COMMON + ("pair.py:register_pair", "pair.py:register_pairs", "registration/base.py",
-                            "registration/__init__.py"), ("antspyx", "nibabel")),
+                            "registration/__init__.py", "label_warp.py", "transform_files.py"),
+                 ("antspyx", "nibabel", "numpy")),
     "metrics": (_COMMON + ("pair.py:evaluate_pair", "pair.py:warp_jacobian", "pair.py:model_label", "metrics.py", "qc.py",
                             "qc_picture.py"), ("nibabel", "numpy", "scipy", "pillow")),
     "aggregate": (("__init__.py", "aggregate.py", "qc.py", "provenance.py", "paired_stats.py", "domain_shift.py"),
@@ -41,7 +42,7 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "report": (("__init__.py", "io.py", "mutual_info.py", "report_figures.py"), ("matplotlib", "nibabel", "scipy")),
     "learn": (_COMMON + ("learn", "metrics.py") + _TORCHREG, ("torch", "monai", "antspyx")),
     "template": (_COMMON + ("template", "stages.py:affine_files", "pair.py:register_pair", "pair.py:register_pairs",
-                            "registration/affine.py", "registration/base.py",
+                            "registration/affine.py", "registration/base.py", "label_warp.py", "transform_files.py",
                             "registration/__init__.py", "torchreg/affine.py", "torchreg/fields.py",
                             "torchreg/similarity.py", "torchreg/greedy.py"), ("antspyx", "nibabel", "torch")),
 }

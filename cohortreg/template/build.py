@@ -25,8 +25,9 @@ import nibabel as nib
 import numpy as np
 
 from ..io import nib_to_ants, save_atomic, write_text_atomic
+from ..transform_files import read_affine_mat, read_field
 from .labels import mean_dice, vote
-from .shape import centroid_lps, field_norm, mean_affine, read_affine_mat, read_field, shape_update, weighted_mean
+from .shape import centroid_lps, field_norm, mean_affine, shape_update, weighted_mean
 
 
 @dataclass(frozen=True)

@@ -26,33 +26,42 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def preprocessed_lpba(work: Path, spacing: float, subjects: tuple[str, ...] = ("S01", "S02")) -> dict:
+    """LPBA40 subjects preprocessed as the workflow does (reorient, spacing, scaling): id -> (brain,
+    labels) as ANTs images."""
+    import nibabel as nib
+
+    from cohortreg.io import nib_to_ants
+    from cohortreg.stages import preprocess_files
+
+    out_imgs = {}
+    for sid in subjects:
+        d = SHARED_DATA / "lpba40" / f"sub-{sid}"
+        out = [str(work / f"{sid}_{k}") for k in ("t1.nii.gz", "labels.nii.gz", "raw.json")]
+        preprocess_files(sid, str(d / "t1w_brain.nii.gz"), str(d / "labels_lpba56.nii.gz"),
+                         {"reorient": True, "n4": False, "spacing": spacing, "lower_percentile": 0.5,
+                          "upper_percentile": 99.5}, *out)
+        out_imgs[sid] = (nib_to_ants(nib.load(out[0])), nib_to_ants(nib.load(out[1])))
+    return out_imgs
+
+
 def main() -> int:
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
-    import nibabel as nib
     import torch
 
     from cohortreg.allocator import keep_freed_memory
-    from cohortreg.io import nib_to_ants
     from cohortreg.registration import get_method
     from cohortreg.registration.affine import estimate_affine_torch
     from cohortreg.registration.torch_greedy import invert_displacement
-    from cohortreg.stages import preprocess_files
     from cohortreg.torchreg.crop import brain_box, uncrop
     from cohortreg.torchreg.greedy import GreedySettings, register_greedy
 
     keep_freed_memory()  # as every workflow job does (cohortreg.jobs)
     work = Path(tempfile.mkdtemp())
-    brains = {}
-    for sid in ("S01", "S02"):
-        d = SHARED_DATA / "lpba40" / f"sub-{sid}"
-        out = [str(work / f"{sid}_{k}") for k in ("t1.nii.gz", "labels.nii.gz", "raw.json")]
-        preprocess_files(sid, str(d / "t1w_brain.nii.gz"), str(d / "labels_lpba56.nii.gz"),
-                         {"reorient": True, "n4": False, "spacing": 1.0, "lower_percentile": 0.5,
-                          "upper_percentile": 99.5}, *out)
-        brains[sid] = nib_to_ants(nib.load(out[0]))
-    fixed, moving = brains["S01"], brains["S02"]
+    brains = preprocessed_lpba(work, 1.0)
+    fixed, moving = brains["S01"][0], brains["S02"][0]
     mat = work / "affine.mat"
     estimate_affine_torch(fixed, moving, mat, {})
     params = {"engine": "torch", "device": "cpu"}

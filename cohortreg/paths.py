@@ -100,6 +100,12 @@ class Layout:
     def template_iter(self, name: str = "T1w.nii.gz", which: str = "iteration") -> str:
         return self._p("templates/{name}/iter-{" + which + "}/tpl-{name}_iter-{" + which + "}_" + name)
 
+    def template_batch(self, what: str = "batches") -> str:
+        """A batch of a round's registrations (template.batch_size > 1): its manifest, log or benchmark."""
+        where = {"batches": "templates", "logs": "logs/template_batches", "benchmarks": "benchmarks/template_batches"}[what]
+        ext = ".json" if what == "batches" else ".log" if what == "logs" else ".tsv"
+        return self._p(f"{where}/{{name}}/iter-{{iteration}}/batch-{{batch}}{ext}")
+
     def template_input(self, name: str) -> str:
         """An input's registration to iteration {iteration}'s template: transforms.json, warped files."""
         return self._p("templates/{name}/iter-{iteration}/{cohort}/sub-{subject}/" + name)

@@ -101,7 +101,8 @@ def fingerprint(stage: str, method: str = "") -> str:
 
 
 def stage_of(key: str) -> tuple[str, str]:
-    """(stage, method) of a batch item key such as 'register ph/02->01 [torch]'."""
+    """(stage, method) of a batch item key such as 'register ph/02->01 [torch]' or a template round's
+    'template study iter-02 ph/02 [torch]'."""
     stage = key.split(" ", 1)[0]
     method = key.rsplit("[", 1)[1].rstrip("]") if key.endswith("]") else ""
-    return stage, method if stage == "register" else ""
+    return stage, method if stage in ("register", "template") else ""

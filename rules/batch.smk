@@ -17,10 +17,11 @@ if BATCH_SIZE > 1:
     PAIR_BATCHES = {c: chunk(p, BATCH_SIZE) for c, p in PAIR_BATCHES.items()}
 
 
-def batch_workers(family):
+def batch_workers(family, size=None):
     """Items a batch job runs at once, each with its stage's threads (config batch_workers).
     auto: a local run fills --cores (a batch job is then never slower than per-subject jobs);
-    on a cluster, 1 (one item's threads per job, as the profile's resources say)."""
+    on a cluster, 1 (one item's threads per job, as the profile's resources say). size: the
+    batches' size (default batch_size; a template's rounds have their own)."""
     setting = config.get("batch_workers", "auto")
     if setting == "auto":
         if not workflow.local_exec:
@@ -30,12 +31,12 @@ def batch_workers(family):
         except Exception:  # a dry run without --cores
             cores = os.cpu_count() or 1
         setting = max(min(cores, os.cpu_count() or cores) // max(res(family, "threads"), 1), 1)
-    return max(1, min(int(setting), BATCH_SIZE))
+    return max(1, min(int(setting), BATCH_SIZE if size is None else size))
 
 
-def batch_threads(family):
+def batch_threads(family, size=None):
     """A batch job's threads: its workers times one item's (Snakemake caps them at --cores)."""
-    return res(family, "threads") * batch_workers(family)
+    return res(family, "threads") * batch_workers(family, size)
 
 
 def batch_rows(wildcards):
@@ -80,13 +81,13 @@ def retry_failed_batches(fail=False):
     """batch_size > 1: backdate the manifests of batches with failed items (and the tables), so the
     next run retries those items; say which failed. fail: then end the run with an error, as a
     failed per-subject job would (a batch job itself succeeds so that its other subjects go on)."""
-    if BATCH_SIZE <= 1:
-        return
-    failed = backdate_failed(m for m in batch_manifests() if os.path.exists(m))
-    if failed:
+    study = backdate_failed(m for m in batch_manifests() if os.path.exists(m)) if BATCH_SIZE > 1 else []
+    failed = study + backdate_failed(m for m in template_batch_manifests() if os.path.exists(m))
+    if study:
         for t in STUDY_TABLES.values():
             if os.path.exists(t):
                 os.utime(t, (0, 0))
+    if failed:
         logger.error(f"CohortReg: {len(failed)} batch items failed or were skipped (their logs say why; "
                      f"{L.table('pairs')} lists the pairs); the next run retries them:")
         for name in failed[:50]:

@@ -28,6 +28,13 @@ else:
     TPL_REFERENCE = tuple(str(TPL["init"]).split("/", 1))
 
 
+# template.batch_size (null: the study's batch_size): a round's registrations, this many inputs a job
+# (cohortreg/template/batch.py); the per-input files, logs and benchmarks stay where they are.
+TPL_BATCH = auto_batch_size(TPL["batch_size"] if TPL.get("batch_size") is not None else config.get("batch_size", "auto"),
+                            len(TPL_INPUTS))
+TPL_BATCHES = chunk(TPL_INPUTS, TPL_BATCH) if TPL_BATCH > 1 else []
+
+
 def iteration_id(k):
     return f"{int(k):02d}"
 
@@ -58,6 +65,41 @@ def tpl_round(k, what):
     return [tpl(L.template_input(what), iteration=iteration_id(k), cohort=c, subject=s) for c, s in TPL_INPUTS]
 
 
+def tpl_batch_manifests(k):
+    """Round k's batch manifests (template.batch_size > 1)."""
+    return [tpl(L.template_batch(), iteration=iteration_id(k), batch=batch_id(i)) for i in range(len(TPL_BATCHES))]
+
+
+def template_batch_manifests():
+    """Every round's batch manifests (for retry_failed_batches, rules/batch.smk)."""
+    return [m for k in range(TPL_LAST + 1) for m in tpl_batch_manifests(k)]
+
+
+def tpl_round_inputs(k):
+    """What a job reading round k depends on: every input's three files, or the round's batch
+    manifests (the files are then written inside the batch jobs and listed in params)."""
+    if TPL_BATCHES:
+        return {"batches": tpl_batch_manifests(k)}
+    return {"manifests": tpl_round(k, "transforms.json"), "warped": tpl_round(k, "warped_T1w.nii.gz"),
+            "labels": tpl_round(k, "warped_dseg.nii.gz")}
+
+
+def tpl_round_files(k):
+    """Round k's per-input files, for the script: (manifests, warped, labels) lists in input order."""
+    return [tpl_round(k, what) for what in ("transforms.json", "warped_T1w.nii.gz", "warped_dseg.nii.gz")]
+
+
+def tpl_subject_inputs(c, s):
+    """An input subject's brain and labels as a rule's inputs: its files, or (the study's batch_size > 1)
+    its subject batch's manifest, which is what makes them then."""
+    if (c, s) in SUBJECT_BATCH:
+        return {"subjects": L.batch("subjects").format(cohort=c, batch=SUBJECT_BATCH[(c, s)])}
+    out = {"brain": L.brain.format(cohort=c, subject=s)}
+    if ROW(c, s).get("labels"):
+        out["labels"] = L.preproc_labels.format(cohort=c, subject=s)
+    return out
+
+
 def tpl_update_inputs(wildcards):
     """The update that makes iteration `next`: round next-1's registrations (none when iteration 01 is
     the chosen reference itself, init: a subject or a file)."""
@@ -65,20 +107,15 @@ def tpl_update_inputs(wildcards):
     out = {"template": tpl(L.template_iter(), iteration=iteration_id(k))}
     if k == 0 and TPL["init"] not in ("mean", ""):
         return out
-    out["manifests"] = tpl_round(k, "transforms.json")
-    out["warped"] = tpl_round(k, "warped_T1w.nii.gz")
-    out["labels"] = tpl_round(k, "warped_dseg.nii.gz")
+    out.update(tpl_round_inputs(k))
     if TPL_STOP and k >= 1:  # a converged iteration k is copied (cohortreg.template.build.update_template)
         out["previous_row"] = tpl(L.template_iter("update.json", "next"), next=iteration_id(k))
     return out
 
 
 def tpl_register_inputs(wildcards):
-    row = ROW(wildcards.cohort, wildcards.subject)
     out = {"template": tpl(L.template_iter(), iteration=wildcards.iteration),
-           "brain": L.brain.format(cohort=wildcards.cohort, subject=wildcards.subject)}
-    if row.get("labels"):
-        out["labels"] = L.preproc_labels.format(cohort=wildcards.cohort, subject=wildcards.subject)
+           **tpl_subject_inputs(wildcards.cohort, wildcards.subject)}
     out.update({"model": MODEL_FILE[MODEL_OF[TPL_METHOD]]} if TPL_METHOD in MODEL_OF else {})
     k = int(wildcards.iteration)
     if TPL_STOP and k >= 2:  # to a copied template, the registration to the one before is copied
@@ -88,6 +125,45 @@ def tpl_register_inputs(wildcards):
     return out
 
 
+def tpl_batch_inputs(wildcards):
+    """A batch of a round: the round's template, its inputs' brains and labels (or subject batches),
+    the model of a learned method, and with an early stop the row that says whether to copy."""
+    out = {"template": tpl(L.template_iter(), iteration=wildcards.iteration)}
+    subjects = [tpl_subject_inputs(c, s) for c, s in TPL_BATCHES[int(wildcards.batch)]]
+    out["subject_files"] = sorted({f for d in subjects for f in d.values()})
+    out.update({"model": MODEL_FILE[MODEL_OF[TPL_METHOD]]} if TPL_METHOD in MODEL_OF else {})
+    k = int(wildcards.iteration)
+    if TPL_STOP and k >= 2:
+        out["row"] = tpl(L.template_iter("update.json", "next"), next=iteration_id(k))
+        out["previous"] = tpl(L.template_batch(), iteration=iteration_id(k - 1), batch=wildcards.batch)
+    return out
+
+
+def tpl_batch_items(wildcards):
+    """(cohort, subject, preprocessed labels or '') of the batch's inputs."""
+    return [(c, s, L.preproc_labels.format(cohort=c, subject=s) if ROW(c, s).get("labels") else "")
+            for c, s in TPL_BATCHES[int(wildcards.batch)]]
+
+
+def tpl_gpu(wildcards):
+    """A GPU for a deformable round's registrations where the template's method wants one (as
+    register_method's); round 00 is affine only."""
+    return gpus_for(TPL_METHOD) if int(wildcards.iteration) > 0 else 0
+
+
+def tpl_partition(wildcards):
+    if tpl_gpu(wildcards) and config["slurm"]["gpu_partition"]:
+        return config["slurm"]["gpu_partition"]
+    return config["slurm"]["partition"]
+
+
+def tpl_method_resources():
+    """slurm resources of a round's registration jobs: plain values unless the method may want a GPU."""
+    if not gpus_for(TPL_METHOD):
+        return slurm_resources()
+    return {"gpu": signed(tpl_gpu), **slurm_resources(partition=signed(tpl_partition))}
+
+
 def tpl_method_params(wildcards):
     """The method's params for this round (template.presets: cohortreg/template/schedule.py); the final
     job records the last round's."""
@@ -95,7 +171,8 @@ def tpl_method_params(wildcards):
     return round_params(params_of(TPL_METHOD), TPL.get("presets", []), k)
 
 
-for _f in (tpl_reference_input, tpl_update_inputs, tpl_register_inputs, tpl_method_params):
+for _f in (tpl_reference_input, tpl_update_inputs, tpl_register_inputs, tpl_batch_inputs, tpl_batch_items,
+           tpl_method_params):
     signed(_f)
 
 TPL_OUTPUTS = {
@@ -133,6 +210,9 @@ rule template_register:
         warped=tpl(L.template_input("warped_T1w.nii.gz")),
         warped_labels=tpl(L.template_input("warped_dseg.nii.gz")),
     params:
+        brain=lambda w: L.brain.format(cohort=w.cohort, subject=w.subject),
+        labels=lambda w: L.preproc_labels.format(cohort=w.cohort, subject=w.subject) if ROW(w.cohort, w.subject).get(
+            "labels") else "",
         method=config["template"]["method"],
         method_params=tpl_method_params,
         affine=config["affine"],
@@ -147,7 +227,37 @@ rule template_register:
     resources:
         mem_mb=grows("register", "mem_mb"),
         runtime=grows("register", "runtime"),
-        **slurm_resources(),
+        **tpl_method_resources(),
+    script:
+        "../scripts/template.py"
+
+
+rule template_register_batch:
+    wildcard_constraints:
+        iteration="[0-9]+",
+        batch="[0-9]+",
+    input:
+        unpack(tpl_batch_inputs),
+    output:
+        manifest=tpl(L.template_batch()),
+    params:
+        out=L.out,
+        batch_inputs=tpl_batch_items,
+        method=config["template"]["method"],
+        method_params=tpl_method_params,
+        affine=config["affine"],
+        affine_only=lambda w: int(w.iteration) == 0,
+        seed=config["seed"],
+        code=fingerprint("template", engine_of(TPL_METHOD, configured(TPL_METHOD))),
+    log:
+        tpl(L.template_batch("logs")),
+    benchmark:
+        tpl(L.template_batch("benchmarks"))
+    threads: batch_threads("register", TPL_BATCH)
+    resources:
+        mem_mb=grows("register", "mem_mb", per_item=batch_workers("register", TPL_BATCH)),
+        runtime=grows("register", "runtime", per_item=TPL_BATCH),
+        **tpl_method_resources(),
     script:
         "../scripts/template.py"
 
@@ -164,6 +274,7 @@ rule template_update:
     params:
         inputs=TPL_INPUTS,
         weights=TPL_WEIGHTS,
+        files=lambda w: tpl_round_files(int(w.next) - 1),
         settings=config["template"],
         code=fingerprint("template"),
     log:
@@ -182,9 +293,7 @@ rule template_update:
 rule template_finish:
     input:
         template=tpl(L.template_iter(), iteration=iteration_id(TPL_LAST)),
-        manifests=tpl_round(TPL_LAST, "transforms.json"),
-        warped=tpl_round(TPL_LAST, "warped_T1w.nii.gz"),
-        labels=tpl_round(TPL_LAST, "warped_dseg.nii.gz"),
+        **tpl_round_inputs(TPL_LAST),
         rows=[tpl(L.template_iter("update.json", "next"), next=iteration_id(j)) for j in range(1, TPL_LAST + 1)],
     output:
         **TPL_OUTPUTS,
@@ -193,6 +302,7 @@ rule template_finish:
     params:
         inputs=TPL_INPUTS,
         weights=TPL_WEIGHTS,
+        files=tpl_round_files(TPL_LAST),
         settings=config["template"],
         method_params=tpl_method_params,
         affine=config["affine"],

@@ -14,7 +14,14 @@ def settings(p):
     return TemplateSettings(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in p.settings.items() if k in FIELDS})
 
 
-def inputs(manifests, warped, labels):
+def inputs(k):
+    """Round k's inputs, from the per-input files listed in params; a batched round's manifests must
+    list every input as registered (cohortreg.template.batch.check_round)."""
+    if hasattr(smk.input, "batches"):
+        from cohortreg.template.batch import check_round
+
+        check_round(list(smk.input.batches), f"{k:02d}")
+    manifests, warped, labels = smk.params.files
     return [Input(c, s, m, w, lab) for (c, s), m, w, lab in zip(smk.params.inputs, manifests, warped, labels)]
 
 
@@ -27,14 +34,31 @@ with job(smk, smk.rule) as log:
         log.info("template iteration %s is a copy of the last (template.stop_below_mm): registration copied from %s",
                  smk.wildcards.iteration, i.previous)
     elif smk.rule == "template_register":
-        register_to_template(i.template, i.brain, getattr(i, "labels", ""), p.method, p.method_params, p.affine,
+        register_to_template(i.template, p.brain, p.labels, p.method, p.method_params, p.affine,
                              o.manifest, o.warped, o.warped_labels, threads=smk.threads, affine_only=p.affine_only)
+    elif smk.rule == "template_register_batch":
+        from cohortreg.batches import run_items, workers_for
+        from cohortreg.paths import Layout
+        from cohortreg.template.batch import register_round_together, round_items
+
+        per_item = min(int(smk.config["resources"]["register"]["threads"]), smk.threads)
+        w = smk.wildcards
+        previous = f"{int(w.iteration) - 1:02d}"
+        items = round_items(Layout(p.out), smk.config["template"]["name"], w.iteration, p.batch_inputs, i.template, p.method,
+                            p.method_params, p.affine, p.affine_only, per_item, getattr(i, "row", ""), previous)
+        together = None if is_copy(getattr(i, "row", "")) else register_round_together(
+            i.template, p.method, p.method_params, p.affine, p.affine_only, smk.threads)
+        workers = workers_for(smk.threads, per_item, len(items))
+        log.info("%d inputs, %d at a time with %d threads each", len(items), workers, per_item)
+        done = run_items(items, o.manifest, together, workers)
+        for name in done["failed"]:
+            log.error("%s failed or skipped; see its own log", name)
     elif smk.rule == "template_update":
         k = int(smk.wildcards.next)
-        if not hasattr(i, "manifests"):  # iteration 01 is the chosen reference itself
+        if not hasattr(i, "manifests") and not hasattr(i, "batches"):  # iteration 01 is the chosen reference itself
             reference_as_initial(i.template, settings(p), o.template, o.row, o.png)
         else:
-            row = update_template(i.template, inputs(i.manifests, i.warped, i.labels), p.weights, settings(p), k - 1,
+            row = update_template(i.template, inputs(k - 1), p.weights, settings(p), k - 1,
                                   o.template, o.row, o.png, previous_row=getattr(i, "previous_row", ""))
             log.info("iteration %d: %s", k, row)
     elif smk.rule == "template_as_subject":
@@ -53,5 +77,5 @@ with job(smk, smk.rule) as log:
         description = {"settings": dict(p.settings), "method_params": dict(p.method_params), "affine": dict(p.affine),
                        "software": {"cohortreg": __version__, "code": p.code, "python": platform.python_version(),
                                     **{lib: _version(lib) for lib in ("antspyx", "torch", "nibabel", "numpy")}}}
-        finish_template(i.template, inputs(i.manifests, i.warped, i.labels), p.weights, settings(p), list(i.rows),
+        finish_template(i.template, inputs(int(smk.config["template"]["iterations"]) + 1), p.weights, settings(p), list(i.rows),
                         outputs, description)

@@ -193,3 +193,52 @@ def test_per_round_presets_follow_the_schedule_and_leave_params_alone_without_on
     got = [round_params(base, ["fast", "fast", "default"], k)["preset"] for k in range(1, 6)]
     assert got == ["fast", "fast", "default", "default", "default"]  # the final round takes the last preset
     assert round_params(base, ["fast"], 2)["iterations"] == [10, 5]   # an explicit key still wins over the preset
+
+
+def test_a_round_with_a_failed_batch_item_is_refused_naming_the_input(tmp_path):
+    from cohortreg.errors import InputError
+    from cohortreg.template.batch import check_round
+
+    ok = tmp_path / "batch-00000.json"
+    ok.write_text(json.dumps({"items": [{"item": "template ci iter-01 lpba40/S01 [torch]", "status": "ok"}]}))
+    bad = tmp_path / "batch-00001.json"
+    bad.write_text(json.dumps({"items": [
+        {"item": "template ci iter-01 lpba40/S02 [torch]", "status": "ok"},
+        {"item": "template ci iter-01 lpba40/S03 [torch]", "status": "failed", "error": "truncated file"}]}))
+    check_round([str(ok)], "01")
+    with pytest.raises(InputError, match=r"(?s)batch-00001.json.*1 input\(s\) not registered.*lpba40/S03 \[torch\]: "
+                                         r"truncated file"):
+        check_round([str(ok), str(bad)], "01")
+
+
+@needs_shared_data
+@pytest.mark.workflow
+def test_a_batched_build_gives_the_per_input_build_and_its_files(tmp_path):
+    """template.batch_size 2 (and the study's batch_size 2, so the subjects come from batch jobs too):
+    the same template as one job per input, the same per-input files, logs and benchmarks, and a
+    rerun plans nothing."""
+    from cohortreg.datasets import write_sheet
+
+    sheet = write_sheet(tmp_path / "samples.tsv", {"lpba40": 3})
+    builds = {}
+    for name, extra in (("single", ""), ("batched", "batch_size: 2\n")):
+        cfg = TPL_CONFIG.replace("method: torch}", "method: torch, batch_size: 2}") if extra else TPL_CONFIG
+        (tmp_path / f"{name}.yaml").write_text(cfg + extra)
+        out = tmp_path / name
+        args = ["--configfile", str(tmp_path / f"{name}.yaml"), "--config", f"samples={sheet}", f"outdir={out}"]
+        r = run_snakemake("template", "--cores", "2", *args, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+        builds[name] = out / "templates" / "ci"
+        if extra:
+            r = run_snakemake("template", "-n", "--cores", "2", *args, cwd=tmp_path)
+            assert planned_jobs(r.stdout + r.stderr) == [], r.stdout[-2000:]
+            for k in ("00", "01", "02"):
+                assert sorted(p.name for p in (builds[name] / f"iter-{k}").glob("batch-*.json")) == [
+                    "batch-00000.json", "batch-00001.json"]
+                for sid in ("S01", "S02", "S03"):
+                    assert (out / "logs" / "template" / "ci" / f"iter-{k}" / "lpba40" / f"sub-{sid}.log").exists()
+                    assert (out / "benchmarks" / "template" / "ci" / f"iter-{k}" / "lpba40" / f"sub-{sid}.tsv").exists()
+    one, many = (np.asarray(nib.load(builds[n] / "tpl-ci_T1w.nii.gz").dataobj) for n in ("single", "batched"))
+    assert np.allclose(one, many, atol=1e-5 * float(np.abs(one).max())), float(np.abs(one - many).max())
+    conv = [pd.read_csv(builds[n] / "convergence.tsv", sep="\t") for n in ("single", "batched")]
+    assert np.allclose(conv[0].dice_lpba40, conv[1].dice_lpba40, atol=1e-4), conv

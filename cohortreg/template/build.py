@@ -83,19 +83,35 @@ def register_to_template(template: str, brain: str, labels: str, method: str, pa
     stage's .mat (template -> subject), then the method (the ``affine`` method alone in round 0), the
     warped brain and labels on the template grid, and transforms.json. Without labels the warped
     labels are an empty map (the rule's output)."""
-    from ..pair import register_pair
+    return register_many_to_template(template, [(brain, labels, out_manifest, out_warped, out_labels)], method, params,
+                                     affine_settings, threads, affine_only)[0]
+
+
+def register_many_to_template(template: str, jobs: Sequence[tuple[str, str, str, str, str]], method: str,
+                              params: dict[str, Any], affine_settings: dict[str, Any], threads: int = 1,
+                              affine_only: bool = False) -> list[dict[str, Any]]:
+    """Several inputs to the same template in one call: every affine first, then the method's
+    register_many over all of them (all share the template's grid, so torch stacks them on a GPU).
+    jobs: (brain, labels or '', out_manifest, out_warped, out_labels) each."""
+    from contextlib import ExitStack
+
+    from ..pair import register_pairs
     from ..stages import affine_files
 
-    outdir = Path(out_manifest).parent
-    outdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=outdir) as tmp:  # the method stages it as affine.mat
-        mat = str(Path(tmp) / "affine.mat")
-        affine_files(template, brain, affine_settings, mat)
-        extra = register_pair("affine" if affine_only else method, {} if affine_only else params, template, brain,
-                              labels, mat, out_manifest, out_warped, out_labels, threads=threads)
-    if not labels:
-        tpl = nib.load(template)
-        save_atomic(nib.Nifti1Image(np.zeros(tpl.shape[:3], np.int32), tpl.affine), out_labels)
+    with ExitStack() as stack:
+        pairs = []
+        for brain, labels, manifest, warped, out_labels in jobs:
+            outdir = Path(manifest).parent
+            outdir.mkdir(parents=True, exist_ok=True)
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(dir=outdir))  # the method stages it as affine.mat
+            mat = str(Path(tmp) / "affine.mat")
+            affine_files(template, brain, affine_settings, mat)
+            pairs.append((template, brain, labels, mat, manifest, warped, out_labels))
+        extra = register_pairs("affine" if affine_only else method, {} if affine_only else params, pairs, threads)
+    for (_, labels, _, _, out_labels) in jobs:
+        if not labels:
+            tpl = nib.load(template)
+            save_atomic(nib.Nifti1Image(np.zeros(tpl.shape[:3], np.int32), tpl.affine), out_labels)
     return extra
 
 

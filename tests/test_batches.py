@@ -94,14 +94,18 @@ def test_a_batch_runs_independent_items_side_by_side_and_dependent_ones_in_order
     try:
         order = []
         run_items([_busy_item(tmp_path, "warm", order)], str(tmp_path / "warm.json"))
-        t0 = time.perf_counter()
-        run_items([_busy_item(tmp_path, "one", order)], str(tmp_path / "one.json"))
-        one = time.perf_counter() - t0
-        order.clear()
-        t0 = time.perf_counter()
-        out = run_items([_busy_item(tmp_path, "a", order), _busy_item(tmp_path, "b", order)], str(tmp_path / "two.json"),
-                        workers=2)
-        two = time.perf_counter() - t0
+        one, two = float("inf"), float("inf")
+        for k in range(3):  # the fastest of three each: one slow moment of a shared VM is not the batch's doing
+            for f in tmp_path.glob("*.out"):
+                f.unlink()  # run_items keeps finished items; each try must run them
+            t0 = time.perf_counter()
+            run_items([_busy_item(tmp_path, "one", order)], str(tmp_path / f"one{k}.json"))
+            one = min(one, time.perf_counter() - t0)
+            order.clear()
+            t0 = time.perf_counter()
+            out = run_items([_busy_item(tmp_path, "a", order), _busy_item(tmp_path, "b", order)],
+                            str(tmp_path / f"two{k}.json"), workers=2)
+            two = min(two, time.perf_counter() - t0)
     finally:
         torch.set_num_threads(threads)
     assert [r["status"] for r in out["items"]] == ["ok", "ok"]

@@ -118,6 +118,8 @@ def main() -> int:
     ap.add_argument("--skip", nargs="*", default=[], choices=["build", "use", "balance"])
     ap.add_argument("--method", default="torch", choices=["torch", "ants"],
                     help="template.method of the build (its preset: default); ants writes template_2mm_ants.json")
+    ap.add_argument("--harvest", action="store_true",
+                    help="record what a stopped build left (its finished jobs and update rows) as <result>_partial.json")
     ap.add_argument("--stop-below-mm", type=float, default=None,
                     help="template.stop_below_mm of the build; the results go to template_2mm_stop.json")
     args = ap.parse_args()
@@ -144,6 +146,14 @@ def main() -> int:
     out_name = "out" if args.method == "torch" else f"out_{args.method}"
     cfg = base_config(work, samples, out_name, tpl, torch_params)
     out = work / out_name
+    if args.harvest:  # a build stopped before its end: its finished jobs and the updates it made
+        rows = [json.loads(p.read_text()) for p in sorted((out / "templates" / "study").glob("iter-*/*_update.json"))]
+        result["partial_build"] = {"inputs": len(LPBA) + len(OASIS) - 2, "iterations": args.iterations,
+                                   "jobs": job_table(out, "study").round(3).to_dict("records"), "update_rows": rows}
+        print(json.dumps(result["partial_build"], indent=1, default=str))
+        RESULT = RESULT.with_name(RESULT.stem + "_partial.json")
+        save(result)
+        return 0
     if "build" not in args.skip:
         wall, rc, err = snakemake(work, cfg, "template")
         conv = pd.read_csv(out / "templates" / "study" / "convergence.tsv", sep="\t")

@@ -371,18 +371,21 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
     return items
 
 
-def register_together(method: str, settings: dict[str, Any], threads: int = 1
+def register_together(method: str, settings: dict[str, Any], threads: int = 1,
+                      register: Callable[[list[tuple[str, ...]]], list[dict[str, Any]]] | None = None
                       ) -> Callable[[list[Item]], dict[str, float]] | None:
     """For run_items: register items of a method that optimises several pairs at once (torch on a
-    GPU) go through pair.register_pairs in one call; None for a method that would only loop."""
+    GPU) go through one call, ``register`` of their ``job`` tuples (default pair.register_pairs);
+    None for a method that would only loop."""
     from .pair import register_pairs
     from .registration import get_method
 
     if get_method(method, settings)(settings, threads).stack_size() <= 1:
         return None
+    register = register or (lambda jobs: register_pairs(method, settings, jobs, threads))
 
     def run(todo: list[Item]) -> dict[str, float]:
-        done = register_pairs(method, settings, [it.job for it in todo], threads)
+        done = register([it.job for it in todo])
         return {it.key: float(d["register_seconds"]) for it, d in zip(todo, done)}
 
     return run

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import nibabel as nib
 import numpy as np
 
-from .transform_files import read_affine_mat, read_field
+from .transform_files import read_affine_mat, read_field, voxel_to_lps
 from .lazy_ants import import_ants
 
 CHUNK = 1 << 20  # voxels at a time: the corner arrays of a 1 mm brain would take ~0.5 GB at once
@@ -47,8 +47,7 @@ def point_map(fixed: Any, forward: Sequence[str]) -> tuple[np.ndarray, np.ndarra
         if forward[0].endswith(".mat"):
             return None
         img = nib.load(forward[0])
-        lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine
-        if tuple(img.shape[:3]) != tuple(fixed.shape) or not np.allclose(lps, index_to_lps(fixed), atol=1e-4):
+        if tuple(img.shape[:3]) != tuple(fixed.shape) or not np.allclose(voxel_to_lps(img), index_to_lps(fixed), atol=1e-4):
             return None
         field = read_field(forward[0])
     return read_affine_mat(forward[-1]), field

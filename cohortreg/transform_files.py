@@ -10,6 +10,13 @@ import numpy as np
 
 from .lazy_ants import import_ants
 
+LPS4 = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def voxel_to_lps(img: nib.Nifti1Image) -> np.ndarray:
+    """4x4: a NIfTI image's voxel indices -> LPS mm (its RAS affine with x and y flipped)."""
+    return LPS4 @ img.affine
+
 
 def read_affine_mat(path: str) -> np.ndarray:
     """An ANTs AffineTransform .mat as a 4x4 map of LPS points: y = M (x - c) + c + t."""

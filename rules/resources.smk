@@ -61,7 +61,12 @@ def slurm_partition(wildcards):
     Only register_method needs a function; other rules take config["slurm"]["partition"] as a
     plain value (a function resource costs Snakemake an inspect.signature per job: seconds at 20k).
     """
-    if gpus(wildcards) and config["slurm"]["gpu_partition"]:
+    return partition_for(gpus(wildcards))
+
+
+def partition_for(gpu):
+    """The GPU partition for a job with a GPU (where one is configured), else the CPU one."""
+    if gpu and config["slurm"]["gpu_partition"]:
         return config["slurm"]["gpu_partition"]
     return config["slurm"]["partition"]
 

@@ -75,18 +75,22 @@ def template_batch_manifests():
     return [m for k in range(TPL_LAST + 1) for m in tpl_batch_manifests(k)]
 
 
+def tpl_round_files(k):
+    """Round k's per-input files, for the script: (manifests, warped, labels) lists in input order."""
+    return [tpl_round(k, what) for what in ("transforms.json", "warped_T1w.nii.gz", "warped_dseg.nii.gz")]
+
+
 def tpl_round_inputs(k):
     """What a job reading round k depends on: every input's three files, or the round's batch
     manifests (the files are then written inside the batch jobs and listed in params)."""
     if TPL_BATCHES:
         return {"batches": tpl_batch_manifests(k)}
-    return {"manifests": tpl_round(k, "transforms.json"), "warped": tpl_round(k, "warped_T1w.nii.gz"),
-            "labels": tpl_round(k, "warped_dseg.nii.gz")}
+    return dict(zip(("manifests", "warped", "labels"), tpl_round_files(k)))
 
 
-def tpl_round_files(k):
-    """Round k's per-input files, for the script: (manifests, warped, labels) lists in input order."""
-    return [tpl_round(k, what) for what in ("transforms.json", "warped_T1w.nii.gz", "warped_dseg.nii.gz")]
+def tpl_labels(c, s):
+    """An input's preprocessed labels, or '' for a subject without labels."""
+    return L.preproc_labels.format(cohort=c, subject=s) if ROW(c, s).get("labels") else ""
 
 
 def tpl_subject_inputs(c, s):
@@ -94,10 +98,8 @@ def tpl_subject_inputs(c, s):
     its subject batch's manifest, which is what makes them then."""
     if (c, s) in SUBJECT_BATCH:
         return {"subjects": L.batch("subjects").format(cohort=c, batch=SUBJECT_BATCH[(c, s)])}
-    out = {"brain": L.brain.format(cohort=c, subject=s)}
-    if ROW(c, s).get("labels"):
-        out["labels"] = L.preproc_labels.format(cohort=c, subject=s)
-    return out
+    labels = tpl_labels(c, s)
+    return {"brain": L.brain.format(cohort=c, subject=s), **({"labels": labels} if labels else {})}
 
 
 def tpl_update_inputs(wildcards):
@@ -141,8 +143,7 @@ def tpl_batch_inputs(wildcards):
 
 def tpl_batch_items(wildcards):
     """(cohort, subject, preprocessed labels or '') of the batch's inputs."""
-    return [(c, s, L.preproc_labels.format(cohort=c, subject=s) if ROW(c, s).get("labels") else "")
-            for c, s in TPL_BATCHES[int(wildcards.batch)]]
+    return [(c, s, tpl_labels(c, s)) for c, s in TPL_BATCHES[int(wildcards.batch)]]
 
 
 def tpl_gpu(wildcards):
@@ -152,9 +153,7 @@ def tpl_gpu(wildcards):
 
 
 def tpl_partition(wildcards):
-    if tpl_gpu(wildcards) and config["slurm"]["gpu_partition"]:
-        return config["slurm"]["gpu_partition"]
-    return config["slurm"]["partition"]
+    return partition_for(tpl_gpu(wildcards))
 
 
 def tpl_method_resources():
@@ -211,8 +210,7 @@ rule template_register:
         warped_labels=tpl(L.template_input("warped_dseg.nii.gz")),
     params:
         brain=lambda w: L.brain.format(cohort=w.cohort, subject=w.subject),
-        labels=lambda w: L.preproc_labels.format(cohort=w.cohort, subject=w.subject) if ROW(w.cohort, w.subject).get(
-            "labels") else "",
+        labels=lambda w: tpl_labels(w.cohort, w.subject),
         method=config["template"]["method"],
         method_params=tpl_method_params,
         affine=config["affine"],

@@ -46,8 +46,8 @@ with job(smk, smk.rule) as log:
         previous = f"{int(w.iteration) - 1:02d}"
         items = round_items(Layout(p.out), smk.config["template"]["name"], w.iteration, p.batch_inputs, i.template, p.method,
                             p.method_params, p.affine, p.affine_only, per_item, getattr(i, "row", ""), previous)
-        together = None if is_copy(getattr(i, "row", "")) else register_round_together(
-            i.template, p.method, p.method_params, p.affine, p.affine_only, smk.threads)
+        together = register_round_together(items, i.template, p.method, p.method_params, p.affine, p.affine_only,
+                                           smk.threads)
         workers = workers_for(smk.threads, per_item, len(items))
         log.info("%d inputs, %d at a time with %d threads each", len(items), workers, per_item)
         done = run_items(items, o.manifest, together, workers)

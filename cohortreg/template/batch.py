@@ -45,12 +45,13 @@ def round_items(L: Layout, name: str, iteration: str, inputs: Sequence[Sequence[
     """inputs: (cohort, subject, labels file or '') each. row, previous: with an early stop
     (template.stop_below_mm), this iteration's update.json and the round before's iteration id: a
     copied template's items copy their registration from that round."""
-    copy = bool(row) and is_copy(row)
+    copy = is_copy(row)
     items = []
     for cohort, subject, labels in inputs:
         brain = L.brain.format(cohort=cohort, subject=subject)
         out = input_files(L, name, iteration, cohort, subject)
         outputs = [out["manifest"], out["warped"], out["warped_labels"]]
+        job: tuple[str, ...] = ()
         if copy:
             before = input_files(L, name, previous, cohort, subject)["manifest"]
             run: Callable[[], Any] = lambda b=before, o=outputs: copied(b, o)
@@ -63,28 +64,22 @@ def round_items(L: Layout, name: str, iteration: str, inputs: Sequence[Sequence[
         key = f"template {name} iter-{iteration} {cohort}/{subject} [{'affine' if affine_only else method}]"
         items.append(Item(key, run, outputs, out["log"], out["benchmark"],
                           {"method": method, "params": params, "affine": affine_settings, "affine_only": affine_only,
-                           "copy": copy}, inputs=needs, needs=needs,
-                          job=() if copy else (brain, labels, *outputs)))
+                           "copy": copy}, inputs=needs, needs=needs, job=job))
     return items
 
 
-def register_round_together(template: str, method: str, params: dict[str, Any], affine_settings: dict[str, Any],
-                            affine_only: bool, threads: int) -> Callable[[list[Item]], dict[str, float]] | None:
+def register_round_together(items: Sequence[Item], template: str, method: str, params: dict[str, Any],
+                            affine_settings: dict[str, Any], affine_only: bool, threads: int
+                            ) -> Callable[[list[Item]], dict[str, float]] | None:
     """For run_items: a method that stacks pairs (torch on a GPU) registers the round's items in one
-    call; None where it would only loop, or where the items are copies."""
-    from ..registration import get_method
+    call (cohortreg.batches.register_together); None where it would only loop, in the affine round,
+    or where the items are copies (they have no job)."""
+    from ..batches import register_together
 
-    if affine_only or get_method(method, params)(params, threads).stack_size() <= 1:
+    if affine_only or any(not it.job for it in items):
         return None
-
-    def run(todo: list[Item]) -> dict[str, float]:
-        if any(not it.job for it in todo):
-            raise RuntimeError("copied items run one by one")
-        done = register_many_to_template(template, [it.job for it in todo], method, params, affine_settings,
-                                         threads, affine_only)
-        return {it.key: float(d["register_seconds"]) for it, d in zip(todo, done)}
-
-    return run
+    return register_together(method, params, threads, lambda jobs: register_many_to_template(
+        template, jobs, method, params, affine_settings, threads, affine_only))
 
 
 def check_round(manifests: Sequence[str], iteration: str) -> None:

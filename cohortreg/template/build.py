@@ -108,9 +108,10 @@ def register_many_to_template(template: str, jobs: Sequence[tuple[str, str, str,
             affine_files(template, brain, affine_settings, mat)
             pairs.append((template, brain, labels, mat, manifest, warped, out_labels))
         extra = register_pairs("affine" if affine_only else method, {} if affine_only else params, pairs, threads)
-    for (_, labels, _, _, out_labels) in jobs:
-        if not labels:
-            tpl = nib.load(template)
+    unlabelled = [out_labels for _, labels, _, _, out_labels in jobs if not labels]
+    if unlabelled:
+        tpl = nib.load(template)
+        for out_labels in unlabelled:
             save_atomic(nib.Nifti1Image(np.zeros(tpl.shape[:3], np.int32), tpl.affine), out_labels)
     return extra
 

@@ -20,12 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-LPS4 = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def voxel_to_lps(img: nib.Nifti1Image) -> np.ndarray:
-    """4x4: voxel indices -> LPS mm."""
-    return LPS4 @ img.affine
+from ..transform_files import voxel_to_lps
 
 
 def weighted_mean(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:

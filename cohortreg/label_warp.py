@@ -124,6 +124,16 @@ def warp_labels_generic(fixed: Any, moving_labels: Any, affine: np.ndarray, fiel
     return out
 
 
+def resample_labels(labels: Any, target: Any) -> Any:
+    """``ants.resample_image_to_target(labels, target, interp_type="genericLabel")``, rounded: the identity
+    map through the corner vote (ANTs' fallback for negative labels)."""
+    if labels.min() < 0:
+        ants = import_ants()
+        out = ants.resample_image_to_target(labels, target, interp_type="genericLabel")
+        return out.new_image_like(np.rint(out.numpy()))
+    return target.new_image_like(warp_labels_generic(target, labels, np.eye(4), None).astype(np.float32))
+
+
 def warp_labels(fixed: Any, moving_labels: Any, forward: Sequence[str]) -> Any:
     """``ants.apply_transforms(fixed, moving_labels, forward, interpolator="genericLabel")``, rounded;
     by the corner vote where the transforms are [warp,] affine.mat, else by ANTs itself."""

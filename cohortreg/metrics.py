@@ -42,26 +42,69 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
-def hd95_label(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0) -> float:
-    """Symmetric percentile Hausdorff distance between two boolean masks, in mm (nan if one is empty)."""
+def _box(coords_lo: np.ndarray, coords_hi: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """The union's bounding box plus a margin (2 voxels below, 2 above): 100 labels on a 1 mm head stay fast."""
+    lo = np.maximum(coords_lo - 2, 0)
+    hi = np.minimum(coords_hi + 3, shape)
+    return tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))
+
+
+def _hd95_cropped(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float) -> float:
+    """a, b: non-empty masks already cropped to their union's box (every surface voxel inside it, so the
+    distance transforms are those of the whole grid)."""
     from scipy import ndimage  # imported where used, as in _surface
 
-    if not a.any() or not b.any():
-        return float("nan")
-    # Crop to the union's bounding box plus a margin: 100 labels on a 1 mm head stay fast.
-    coords = np.argwhere(a | b)
-    lo = np.maximum(coords.min(0) - 2, 0)
-    hi = coords.max(0) + 3
-    sl = tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))
-    a, b = a[sl], b[sl]
     sa, sb = _surface(a), _surface(b)
     d_ab = ndimage.distance_transform_edt(~sb, sampling=spacing)[sa]
     d_ba = ndimage.distance_transform_edt(~sa, sampling=spacing)[sb]
     return float(max(np.percentile(d_ab, percentile), np.percentile(d_ba, percentile)))
 
 
+def hd95_label(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0) -> float:
+    """Symmetric percentile Hausdorff distance between two boolean masks, in mm (nan if one is empty)."""
+    if not a.any() or not b.any():
+        return float("nan")
+    coords = np.argwhere(a | b)
+    sl = _box(coords.min(0), coords.max(0), a.shape)
+    return _hd95_cropped(a[sl], b[sl], spacing, percentile)
+
+
+def _label_boxes(volume: np.ndarray, labels: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray] | None]:
+    """Each label's bounding box (first and last index per axis), from one pass (ndimage.find_objects)."""
+    from scipy import ndimage
+
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.size == 0:
+        return {}
+    vol = np.asarray(volume)
+    if vol.min() < 0:  # find_objects ignores negative values: rank the labels instead
+        table = np.unique(np.concatenate([labels, np.unique(vol)]))
+        vol, labels_at = np.searchsorted(table, vol) + 1, np.searchsorted(table, labels) + 1
+    else:
+        labels_at = labels
+    boxes = ndimage.find_objects(vol.astype(np.intp, copy=False), max_label=int(labels_at.max()))
+    out: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
+    for lab, at in zip(labels, labels_at):
+        sl = boxes[int(at) - 1] if at >= 1 else None
+        out[int(lab)] = None if sl is None else (np.array([s.start for s in sl]), np.array([s.stop - 1 for s in sl]))
+    return out
+
+
 def hd95_per_label(fixed: np.ndarray, warped: np.ndarray, labels, spacing: tuple[float, ...]) -> dict[int, float]:
-    return {int(lab): hd95_label(fixed == lab, warped == lab, spacing) for lab in labels}
+    """hd95_label of each label, each computed inside the union of its two bounding boxes (found in one
+    pass per volume, not by comparing the whole volume once per label): the same values, 5-10x faster."""
+    labels = np.asarray([int(v) for v in labels], dtype=np.int64)
+    fixed, warped = np.asarray(fixed), np.asarray(warped)
+    bf, bw = _label_boxes(fixed, labels), _label_boxes(warped, labels)
+    out = {}
+    for lab in labels:
+        f_box, w_box = bf[int(lab)], bw[int(lab)]
+        if f_box is None or w_box is None:
+            out[int(lab)] = float("nan")
+            continue
+        sl = _box(np.minimum(f_box[0], w_box[0]), np.maximum(f_box[1], w_box[1]), fixed.shape)
+        out[int(lab)] = _hd95_cropped(fixed[sl] == lab, warped[sl] == lab, spacing, 95.0)
+    return out
 
 
 def jacobian_determinant(disp: np.ndarray, grid_to_physical: np.ndarray) -> np.ndarray:
@@ -72,10 +115,16 @@ def jacobian_determinant(disp: np.ndarray, grid_to_physical: np.ndarray) -> np.n
     Central differences inside, one-sided at the borders (numpy.gradient).
     """
     disp = np.asarray(disp, dtype=np.float64)
-    grads = np.stack([np.stack(np.gradient(disp[..., c]), axis=-1) for c in range(3)], axis=-2)  # [...,3(u),3(index)]
     inv = np.linalg.inv(np.asarray(grid_to_physical, dtype=np.float64))
-    jac = grads @ inv + np.eye(3)
-    return np.linalg.det(jac)
+    # J[c][k] = sum_i d u_c / d index_i * inv[i, k] + I: the gradient along each index axis once per
+    # component, then the 3x3 determinant by its closed form (np.linalg.det on 10^6 matrices is ~5x slower)
+    jac = [[None] * 3 for _ in range(3)]
+    for c in range(3):
+        grads = np.gradient(disp[..., c])
+        for k in range(3):
+            jac[c][k] = grads[0] * inv[0, k] + grads[1] * inv[1, k] + grads[2] * inv[2, k] + (1.0 if c == k else 0.0)
+    (a, b, c), (d, e, f), (g, h, i) = jac
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
 
 def jacobian_stats(det: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
@@ -86,6 +135,11 @@ def jacobian_stats(det: np.ndarray, mask: np.ndarray | None = None) -> tuple[flo
     return folding, sdlogj
 
 
+def _counts(volume: np.ndarray) -> dict[int, int]:
+    values, counts = np.unique(np.asarray(volume), return_counts=True)
+    return {int(v): int(n) for v, n in zip(values, counts)}
+
+
 def summarise_pair(fixed_labels: np.ndarray, warped_labels: np.ndarray, moving_label_values: np.ndarray,
                    spacing: tuple[float, ...]) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Mean Dice / HD95 over labels present in both subjects, and the per-label rows."""
@@ -93,9 +147,9 @@ def summarise_pair(fixed_labels: np.ndarray, warped_labels: np.ndarray, moving_l
     present = present[present != 0]
     dice = dice_per_label(fixed_labels, warped_labels, present)
     hd = hd95_per_label(fixed_labels, warped_labels, present, spacing)
-    rows = [{"label": lab, "dice": dice[lab], "hd95": hd[lab],
-             "fixed_voxels": int(np.count_nonzero(fixed_labels == lab)),
-             "warped_voxels": int(np.count_nonzero(warped_labels == lab))} for lab in dice]
+    f_count, w_count = _counts(fixed_labels), _counts(warped_labels)
+    rows = [{"label": lab, "dice": dice[lab], "hd95": hd[lab], "fixed_voxels": f_count.get(lab, 0),
+             "warped_voxels": w_count.get(lab, 0)} for lab in dice]
     hd_vals = np.array([v for v in hd.values() if np.isfinite(v)])
     summary = {
         "dice_mean": float(np.mean(list(dice.values()))) if dice else float("nan"),

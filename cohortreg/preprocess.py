@@ -14,6 +14,7 @@ import numpy as np
 from .errors import InputError
 from .io import ants_to_nib, check_same_grid, labels_as_int, load_volume, nib_to_ants
 from .lazy_ants import import_ants
+from .label_warp import resample_labels
 from .qc import handedness, raw_intensity_stats
 
 
@@ -130,8 +131,8 @@ def preprocess_subject(subject: str, t1_path: str, labels_path: str = "",
     out_t1 = ants_to_nib(img.new_image_like(norm), np.float32)
 
     if labels is not None:
-        lab = ants.resample_image_to_target(nib_to_ants(labels), img, interp_type="genericLabel")
-        out_labels = ants_to_nib(lab.new_image_like(np.rint(lab.numpy())), np.int32)
+        lab = resample_labels(nib_to_ants(labels), img)  # genericLabel's choice, without its per-label loop
+        out_labels = ants_to_nib(lab, np.int32)
     else:
         out_labels = nib.Nifti1Image(np.zeros(out_t1.shape, np.int32), out_t1.affine)
     return Preprocessed(out_t1, out_labels, raw)

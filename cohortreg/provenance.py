@@ -27,7 +27,7 @@ _COMMON = ("__init__.py", "errors.py", "io.py", "lazy_ants.py")
 _TORCHREG = ("torchreg/__init__.py", "torchreg/greedy.py", "torchreg/fields.py", "torchreg/similarity.py",
              "torchreg/crop.py")
 STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "preprocess": (_COMMON + ("stages.py:preprocess_files", "preprocess.py", "qc.py"), ("antspyx", "nibabel", "numpy")),
+    "preprocess": (_COMMON + ("stages.py:preprocess_files", "preprocess.py", "qc.py", "label_warp.py"), ("antspyx", "nibabel", "numpy")),
     "skullstrip": (_COMMON + ("stages.py:skullstrip_files", "preprocess.py", "skullstrip.py", "qc.py"),
                    ("antspyx", "nibabel", "numpy", "scipy")),
     "affine": (_COMMON + ("stages.py:affine_files", "registration/affine.py", "registration/base.py", "torchreg/affine.py",

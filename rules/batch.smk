@@ -7,6 +7,7 @@
 # and consecutive pairs of a cohort in design order. Appending subjects to a sheet only touches the
 # cohort's last batch; a batch job keeps its finished items (cohortreg.batches).
 SUBJECT_BATCHES, SUBJECT_BATCH, PAIR_BATCHES = {}, {}, {}
+BATCH_FUSE = bool(config.get("batch_fuse", True))
 if BATCH_SIZE > 1:
     for _c, _s in SHEET.index:
         SUBJECT_BATCHES.setdefault(_c, []).append(_s)
@@ -113,7 +114,7 @@ rule subjects_batch:
         rows=batch_rows,
         preprocess=config["preprocess"],
         skullstrip=config["skullstrip"],
-        qc=config["qc"],
+        qc=SUBJECT_QC,
         seed=config["seed"],
         code=[CODE["preprocess"], CODE["skullstrip"]],
     log:
@@ -154,6 +155,15 @@ rule affine_batch:
         "../scripts/batch.py"
 
 
+def register_batch_code(wildcards):
+    """The fused job's code: the method's and, with batch_fuse, the metrics'."""
+    return [method_code(wildcards), CODE["metrics"]] if BATCH_FUSE else method_code(wildcards)
+
+
+# batch_fuse (default): a method's metrics items run in its register batch job, right after its
+# registrations: one process and one scheduling round less per batch, the files just written still in
+# the page cache. Items keep their own stamps, so a changed qc setting or metrics code reruns this job
+# but recomputes only the metrics (the registrations are kept), as the separate jobs would.
 rule register_batch:
     input:
         batch_subject_manifests,
@@ -161,13 +171,15 @@ rule register_batch:
         model_files,
     output:
         manifest=L.batch("{method}/register"),
+        **({"metrics": L.batch("{method}/metrics")} if BATCH_FUSE else {}),
     params:
         stage="register",
         out=L.out,
         pairs=batch_pairs,
         settings=method_params,
         seed=config["seed"],
-        code=method_code,
+        code=register_batch_code,
+        **({"qc": config["qc"]} if BATCH_FUSE else {}),
     log:
         L.batch("{method}/register", "logs"),
     benchmark:
@@ -181,26 +193,28 @@ rule register_batch:
         "../scripts/batch.py"
 
 
-rule metrics_batch:
-    input:
-        batch_subject_manifests,
-        L.batch("{method}/register"),
-    output:
-        manifest=L.batch("{method}/metrics"),
-    params:
-        stage="metrics",
-        out=L.out,
-        pairs=batch_pairs,
-        settings=config["qc"],
-        code=CODE["metrics"],
-    log:
-        L.batch("{method}/metrics", "logs"),
-    benchmark:
-        L.batch("{method}/metrics", "benchmarks")
-    threads: batch_threads("metrics")
-    resources:
-        mem_mb=grows("metrics", "mem_mb", per_item=batch_workers("metrics")),
-        runtime=grows("metrics", "runtime", per_item=BATCH_SIZE),
-        **slurm_resources(),
-    script:
-        "../scripts/batch.py"
+if not BATCH_FUSE:
+
+    rule metrics_batch:
+        input:
+            batch_subject_manifests,
+            L.batch("{method}/register"),
+        output:
+            manifest=L.batch("{method}/metrics"),
+        params:
+            stage="metrics",
+            out=L.out,
+            pairs=batch_pairs,
+            settings=config["qc"],
+            code=CODE["metrics"],
+        log:
+            L.batch("{method}/metrics", "logs"),
+        benchmark:
+            L.batch("{method}/metrics", "benchmarks")
+        threads: batch_threads("metrics")
+        resources:
+            mem_mb=grows("metrics", "mem_mb", per_item=batch_workers("metrics")),
+            runtime=grows("metrics", "runtime", per_item=BATCH_SIZE),
+            **slurm_resources(),
+        script:
+            "../scripts/batch.py"

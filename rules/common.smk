@@ -50,6 +50,9 @@ if config.get("batch_size", "auto") == "auto" and BATCH_SIZE > 1:
 # upgrading the engine reruns what it made (--rerun-triggers params) and nothing else.
 CODE = {stage: fingerprint(stage) for stage in STAGES}
 PERCENTILES = [config["preprocess"]["lower_percentile"], config["preprocess"]["upper_percentile"]]
+# The qc keys a subject's input check reads (cohortreg.qc.subject_qc): a pair-level threshold
+# (max_folding, z_warn, ...) changed later reruns the metrics, not every skull strip below them.
+SUBJECT_QC = {k: v for k, v in config["qc"].items() if k in ("on_fail", "brain_ml", "min_levels", "max_mode_fraction")}
 if BATCH_SIZE <= 1 and len(SHEET) >= 2000:  # bench/results/scale_dry_run.json: ~27 ms per subject to plan
     logger.warning(
         f"CohortReg: {len(SHEET)} subjects with batch_size 1 is about {7 * len(SHEET)} jobs; planning them alone "

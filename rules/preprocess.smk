@@ -38,7 +38,7 @@ rule skullstrip_subject:
     params:
         settings=config["skullstrip"],
         percentiles=PERCENTILES,
-        qc=config["qc"],
+        qc=SUBJECT_QC,
         seed=config["seed"],
         raw_t1=row_value("t1"),
         mask=row_value("mask"),

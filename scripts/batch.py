@@ -19,6 +19,12 @@ with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
             together = register_together(method, p.settings, smk.threads)
     workers = workers_for(smk.threads, per_item, len(items))
     log.info("%d items, %d at a time with %d threads each", len(items), workers, per_item)
-    done = run_items(items, smk.output.manifest, together, workers)
-    for name in done["failed"]:
+    failed = run_items(items, smk.output.manifest, together, workers)["failed"]
+    if p.stage == "register" and hasattr(smk.output, "metrics"):  # batch_fuse: the metrics items, in this process
+        items = pair_items("metrics", w.cohort, p.pairs, method, p.qc, L)
+        m_threads = min(int(smk.config["resources"]["metrics"]["threads"]), smk.threads)
+        workers = workers_for(smk.threads, m_threads, len(items))
+        log.info("then %d metrics items, %d at a time", len(items), workers)
+        failed += run_items(items, smk.output.metrics, None, workers)["failed"]
+    for name in failed:
         log.error("%s failed or skipped; see its own log", name)

@@ -131,10 +131,11 @@ def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_co
     args = config_args(d, "batch_size=2")
     r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
     plan = [rule for rule, _ in planned_jobs(r.stdout + r.stderr)]
-    # 5 subjects in batches of 2 -> 3 subject jobs; 4 pairs -> 2 pair batches x (affine + 2 x (register, metrics))
-    assert sorted(set(plan)) == ["affine_batch", "aggregate", "method_choice", "metrics_batch", "mutual_info",
+    # 5 subjects in batches of 2 -> 3 subject jobs; 4 pairs -> 2 pair batches x (affine + 2 x register with
+    # its metrics: batch_fuse)
+    assert sorted(set(plan)) == ["affine_batch", "aggregate", "method_choice", "mutual_info",
                                  "register_batch", "report_figures", "subjects_batch"]
-    assert len(plan) == 3 + 2 * (1 + 2 + 2) + 1 + 3, plan  # + the report's: method choice, MI table, figures
+    assert len(plan) == 3 + 2 * (1 + 2) + 1 + 3, plan  # + the report's: method choice, MI table, figures
     r = run_snakemake("--cores", "2", "--keep-going", *args, cwd=d)
     assert r.returncode != 0 and "the next run retries them" in r.stderr, r.stderr[-3000:]
     pairs = pd.read_csv(d / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
@@ -216,3 +217,48 @@ def test_a_torch_batch_optimises_its_pairs_as_one_stack(phantom_cohort):
             assert ("done with 1 others in one call" in log) == (stack == 2)
     # (the phantoms differ by an affine map only, so a deformable method has nothing to gain here)
     assert (dice[2] - dice[1]).abs().max() < 0.005 and dice[1].min() > 0.7, dice
+
+
+TIMING = ("seconds", "seconds_affine", "max_rss_mb", "register_seconds")
+
+
+@pytest.mark.workflow
+def test_fused_register_and_metrics_change_no_value_and_rerun_only_the_metrics(phantom_cohort):
+    """batch_fuse: a batch's metrics run in its register job. pairs.tsv is that of one job per pair and
+    stage (atol 1e-6, timings aside); a changed pair-level qc setting then recomputes the metrics only."""
+    d = phantom_cohort
+    (d / "fast.yaml").write_text("method_params:\n  torch: {preset: fast}\n")
+    tables = {}
+    for name, extra in (("per_pair", "batch_size=1"), ("fused", "batch_size=2")):
+        args = ("--configfile", d / "fast.yaml", "--config", f"samples={d / 'samples.tsv'}", f"outdir={d / name}",
+                "methods=[affine,torch]", extra)
+        if name == "fused":
+            r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
+            plan = [rule for rule, _ in planned_jobs(r.stdout + r.stderr)]
+            assert "metrics_batch" not in plan and plan.count("register_batch") == 2, plan
+        r = run_snakemake("--cores", "2", *args, cwd=d)
+        assert r.returncode == 0, r.stderr[-3000:]
+        tables[name] = pd.read_csv(d / name / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str}
+                                   ).sort_values(["moving", "method"]).reset_index(drop=True)
+    a, b = tables["per_pair"], tables["fused"]
+    assert len(a) == 4 and (a.status == "ok").all() and (b.status == "ok").all()
+    numeric = [c for c in a.columns if pd.api.types.is_numeric_dtype(a[c]) and c not in TIMING]
+    assert {"dice_mean", "hd95", "folding_frac", "sdlogj", "lncc"} <= set(numeric)
+    pd.testing.assert_frame_equal(a[numeric], b[numeric], check_exact=False, atol=1e-6, rtol=0)
+    others = [c for c in a.columns if c not in numeric and c not in TIMING]
+    pd.testing.assert_frame_equal(a[others], b[others])
+    # a pair-level threshold changed: the fused jobs rerun, keep their registrations, redo the metrics
+    pair_dir = d / "fused" / "ph" / "sub-02" / "to-01" / "torch"
+    before = {f: (pair_dir / f).stat().st_mtime_ns for f in ("transforms.json", "metrics.json")}
+    (d / "fast.yaml").write_text("method_params:\n  torch: {preset: fast}\nqc:\n  max_folding: 0.02\n")
+    args = ("--configfile", d / "fast.yaml", "--config", f"samples={d / 'samples.tsv'}", f"outdir={d / 'fused'}",
+            "methods=[affine,torch]", "batch_size=2")
+    r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
+    plan = sorted({rule for rule, _ in planned_jobs(r.stdout + r.stderr)})
+    assert "subjects_batch" not in plan and "affine_batch" not in plan and "register_batch" in plan, plan
+    r = run_snakemake("--cores", "2", *args, cwd=d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (pair_dir / "transforms.json").stat().st_mtime_ns == before["transforms.json"]
+    assert (pair_dir / "metrics.json").stat().st_mtime_ns != before["metrics.json"]
+    manifest = json.loads((d / "fused" / "batches" / "ph" / "torch" / "register" / "batch-00000.json").read_text())
+    assert all(item.get("kept") for item in manifest["items"]), manifest

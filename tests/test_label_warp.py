@@ -80,3 +80,37 @@ def test_other_transform_lists_go_through_ants(tmp_path):
     b = write_affine(tmp_path / "b.mat", angle_deg=-3, shift=(-0.2, 0.1, 0.5))
     assert point_map(labels, [a, b]) is None
     assert np.array_equal(warp_labels(labels, labels, [a, b]).numpy(), ants_labels(labels, labels, [a, b]))
+
+
+@needs_shared_data
+def test_preprocessing_resamples_labels_as_ants_and_differs_only_on_exact_ties():
+    """resample_labels (preprocessing's label map onto the working grid) against ANTs'
+    resample_image_to_target genericLabel on LPBA40 S01's raw labels: identical at 2 mm; at 1.3 mm a
+    few hundred voxels sit on an exact tie (two labels with equal weight, e.g. half a voxel between
+    them), decided by rounding in both, and those are the only voxels that differ."""
+    from cohortreg.label_warp import index_to_lps, resample_labels
+
+    d = SHARED_DATA / "lpba40" / "sub-S01"
+    t1, lab = (nib.as_closest_canonical(nib.load(d / f)) for f in ("t1w_brain.nii.gz", "labels_lpba56.nii.gz"))
+    labels = nib_to_ants(nib.Nifti1Image(np.asarray(lab.dataobj).astype(np.int32), lab.affine))
+    data = labels.numpy().astype(int)
+    for spacing in (2.0, 1.3):
+        grid = ants.resample_image(nib_to_ants(t1), (spacing,) * 3, use_voxels=False, interp_type=0)
+        theirs = np.rint(ants.resample_image_to_target(labels, grid, interp_type="genericLabel").numpy())
+        ours = resample_labels(labels, grid).numpy()
+        differ = np.argwhere(ours != theirs)
+        if spacing == 2.0:
+            assert len(differ) == 0
+            continue
+        assert len(differ) < 1e-3 * ours.size
+        to_moving = np.linalg.inv(index_to_lps(labels)) @ index_to_lps(grid)
+        for p in differ:
+            c = to_moving[:3, :3] @ p + to_moving[:3, 3]
+            base = np.floor(c).astype(int)
+            score = {}
+            for corner in range(8):
+                bit = [(corner >> k) & 1 for k in (2, 1, 0)]
+                w = np.prod([c[k] - base[k] if bit[k] else 1 - (c[k] - base[k]) for k in range(3)])
+                value = data[tuple(min(base[k] + bit[k], data.shape[k] - 1) for k in range(3))]
+                score[value] = score.get(value, 0.0) + w
+            assert abs(score.get(int(ours[tuple(p)]), 0) - score.get(int(theirs[tuple(p)]), 0)) < 1e-9, (p, score)

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 
 from ..io import write_text_atomic
 from ..label_warp import warp_labels

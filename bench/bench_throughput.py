@@ -16,6 +16,9 @@ benchmark files, which include process start and imports), the wall time per pai
 per method; and the fixed cost of a job: a fresh interpreter importing what each script imports.
 
     python bench/bench_throughput.py --cohort lpba40     # bench/results/throughput_lpba40_2mm.json
+    python bench/bench_throughput.py --configs default batched --baseline /tmp/old --tag ab
+        # each configuration run by an earlier checkout (/tmp/old, e.g. a git worktree) and by this one,
+        # alternately in this one process: before and after measured side by side
 """
 
 from __future__ import annotations
@@ -103,24 +106,27 @@ def job_count(log: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def run(work: Path, name: str, sheet: Path, cores: int) -> dict:
-    out = work / name
+def run(work: Path, name: str, sheet: Path, cores: int, root: Path = ROOT, label: str = "") -> dict:
+    """One configuration with the workflow of checkout ``root`` (label: which one, in names and results)."""
+    name_out = f"{name}_{label}" if label else name
+    out = work / name_out
     if out.exists():
         shutil.rmtree(out)
     files = []
     for i, extra in enumerate(o for o in CONFIGS[name] if isinstance(o, dict)):
-        files += ["--configfile", str(work / f"{name}_{i}.yaml")]
+        files += ["--configfile", str(work / f"{name_out}_{i}.yaml")]
         Path(files[-1]).write_text(json.dumps(extra))  # JSON is YAML
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(cores), *files,
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--cores", str(cores), *files,
            "--config", f"samples={sheet}", f"outdir={out}", "methods=[affine,torch]",
            *(o for o in CONFIGS[name] if isinstance(o, str))]
     t0 = time.time()
-    r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
     wall = time.time() - t0
-    (work / f"{name}.log").write_text(r.stdout + r.stderr)
+    (work / f"{name_out}.log").write_text(r.stdout + r.stderr)
     pairs = pd.read_csv(out / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
     n_pairs = int(pairs.groupby(["moving", "fixed"]).ngroups)
-    return {"config": name, "options": CONFIGS[name], "returncode": r.returncode, "wall_s": round(wall, 1),
+    code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    return {"config": name_out, "code": code, "options": CONFIGS[name], "returncode": r.returncode, "wall_s": round(wall, 1),
             "pairs": n_pairs, "wall_per_pair_s": round(wall / max(n_pairs, 1), 2), "jobs": job_count(r.stdout + r.stderr),
             "failed": int((pairs.status != "ok").sum()),
             "dice": pairs[pairs.status == "ok"].groupby("method").dice_mean.mean().round(4).to_dict(),
@@ -135,6 +141,8 @@ def main() -> int:
     ap.add_argument("--configs", nargs="*", default=list(CONFIGS))
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--tag", default="", help="suffix of the result name (a subset of the configurations)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="an earlier checkout: each configuration runs with it, then with this one")
     args = ap.parse_args()
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
@@ -143,7 +151,11 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     sheet = write_sheet(work / "samples.tsv", {args.cohort: SUBJECTS[args.cohort]})
     imports = import_seconds()
-    runs = [run(work, name, sheet, args.cores) for name in args.configs]
+    runs = []
+    for name in args.configs:
+        if args.baseline:
+            runs.append(run(work, name, sheet, args.cores, args.baseline.resolve(), "before"))
+        runs.append(run(work, name, sheet, args.cores, ROOT, "after" if args.baseline else ""))
     res = ROOT / "bench" / "results" / f"throughput_{args.cohort}_2mm{'_' + args.tag if args.tag else ''}.json"
     res.write_text(json.dumps({"benchmark": f"throughput_{args.cohort}_2mm", "commit": bench_commit(),
                                "machine": machine(), "cores": args.cores, "import_seconds": imports, "runs": runs},
@@ -153,7 +165,7 @@ def main() -> int:
     for k, v in imports.items():
         print(f"  {v:6.2f}  {k}")
     for r in runs:
-        print(f"\n== {r['config']} {' '.join(map(str, r['options']))}: {r['wall_s']} s for {r['pairs']} pairs = "
+        print(f"\n== {r['config']} ({r['code']}) {' '.join(map(str, r['options']))}: {r['wall_s']} s for {r['pairs']} pairs = "
               f"{r['wall_per_pair_s']} s/pair, {r['jobs']} jobs, rc {r['returncode']}, failed {r['failed']}")
         print("   Dice:", r["dice"], " register_seconds:", r["register_seconds"])
         print(pd.DataFrame(r["stages"]).to_string(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -242,3 +242,27 @@ def test_a_batched_build_gives_the_per_input_build_and_its_files(tmp_path):
     assert np.allclose(one, many, atol=1e-5 * float(np.abs(one).max())), float(np.abs(one - many).max())
     conv = [pd.read_csv(builds[n] / "convergence.tsv", sep="\t") for n in ("single", "batched")]
     assert np.allclose(conv[0].dice_lpba40, conv[1].dice_lpba40, atol=1e-4), conv
+
+
+def test_template_batch_jobs_ask_for_a_gpu_from_the_first_deformable_round(phantom_cohort):
+    """A CUDA method's template registrations (batched) ask SLURM for a GPU on the GPU partition,
+    except round 00, which is affine only; a CPU method's never do."""
+    d = phantom_cohort
+    for device, gpu_rounds in (("cuda", {"01", "02"}), ("cpu", set())):
+        (d / "tpl.yaml").write_text(TPL_CONFIG.replace("method: torch}", "method: torch, batch_size: 2}")
+                                    .replace("device: cpu", f"device: {device}")
+                                    + "slurm: {partition: cpuq, gpu_partition: gpuq}\n")
+        r = run_snakemake("template", "-n", "--cores", "2", "--configfile", d / "tpl.yaml", "--config",
+                          f"samples={d / 'samples.tsv'}", f"outdir={d / 'out'}", cwd=d)
+        assert r.returncode == 0, r.stderr[-3000:]
+        seen = {}
+        for block in (r.stdout + r.stderr).split("rule ")[1:]:
+            if not block.startswith("template_register_batch:"):
+                continue
+            wild = next(x for x in block.splitlines() if "wildcards:" in x)
+            res = next(x for x in block.splitlines() if "resources:" in x)
+            k = wild.split("iteration=")[1].split(",")[0].strip()
+            seen.setdefault(k, []).append(("gpu=1" in res, "slurm_partition=gpuq" in res))
+        assert sorted(seen) == ["00", "01", "02"] and all(len(v) == 2 for v in seen.values()), seen  # 3 inputs, 2 batches
+        for k, jobs in seen.items():
+            assert all(j == ((k in gpu_rounds),) * 2 for j in jobs), (device, k, jobs)

@@ -22,6 +22,7 @@ NOT_OUTPUTS = {
     "bids": "which files of a BIDS root are the subjects' T1s: they are the jobs' inputs, tracked as such",
     "batch_size": "how jobs are grouped; a batch keeps items by stamp, results are the same",
     "batch_workers": "how many items of a batch run at once; results are the same",
+    "batch_fuse": "whether a batch's metrics run in its register job or their own; results are the same (test_batches)",
     "resources": "threads, memory and runtime requests of the scheduler",
     "slurm": "partition, account and runtime cap of SLURM submissions",
 }

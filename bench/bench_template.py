@@ -122,12 +122,15 @@ def main() -> int:
                     help="record what a stopped build left (its finished jobs and update rows) as <result>_partial.json")
     ap.add_argument("--stop-below-mm", type=float, default=None,
                     help="template.stop_below_mm of the build; the results go to template_2mm_stop.json")
+    ap.add_argument("--tag", default="", help="suffix of the result name (a rerun beside an earlier result)")
     args = ap.parse_args()
     global RESULT
     if args.stop_below_mm is not None:
         RESULT = RESULT.with_name("template_2mm_stop.json")
     if args.method != "torch":
         RESULT = RESULT.with_name(f"template_2mm_{args.method}.json")
+    if args.tag:
+        RESULT = RESULT.with_name(f"{RESULT.stem}_{args.tag}.json")
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2

@@ -88,8 +88,8 @@ class _Frames:
     full grid) sits at fixed physical point x = K u + k0; the moving image's normalised coordinate of
     a physical point y is v = L y + l0. With y = A (x - c) + c + t the whole map is affine in u:
     v = (L A K) u + L (A (k0 - c) + c + t) + l0, which ``affine_grid`` evaluates for every grid point
-    (and differentiates) at the cost of one batched matrix product. Computing the points one by one in
-    mm was 3x slower for the same map.
+    (and differentiates) at the cost of one batched matrix product. Mapping the points in mm each step
+    made a 2 mm LPBA40 affine take 1.8 s instead of 1.3 s (one thread), for the same map to ~1e-4.
     """
 
     def __init__(self, fixed_geom: Geometry, moving_geom: Geometry, device, dtype) -> None:

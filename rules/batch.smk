@@ -18,7 +18,7 @@ if BATCH_SIZE > 1:
     PAIR_BATCHES = {c: chunk(p, BATCH_SIZE) for c, p in PAIR_BATCHES.items()}
 
 
-def batch_workers(family, size=None):
+def batch_workers(family, size=None, per_item=None):
     """Items a batch job runs at once, each with its stage's threads (config batch_workers).
     auto: a local run fills --cores (a batch job is then never slower than per-subject jobs);
     on a cluster, 1 (one item's threads per job, as the profile's resources say). size: the
@@ -31,13 +31,19 @@ def batch_workers(family, size=None):
             cores = int(workflow.cores)
         except Exception:  # a dry run without --cores
             cores = os.cpu_count() or 1
-        setting = max(min(cores, os.cpu_count() or cores) // max(res(family, "threads"), 1), 1)
+        setting = max(min(cores, os.cpu_count() or cores) // max(per_item or res(family, "threads"), 1), 1)
     return max(1, min(int(setting), BATCH_SIZE if size is None else size))
 
 
 def batch_threads(family, size=None):
     """A batch job's threads: its workers times one item's (Snakemake caps them at --cores)."""
     return res(family, "threads") * batch_workers(family, size)
+
+
+def register_batch_threads(wildcards):
+    """A method's register batch: its workers times one pair's threads (rules/resources.smk)."""
+    per = method_threads(wildcards.method)
+    return per * batch_workers("register", per_item=per)
 
 
 def batch_rows(wildcards):
@@ -99,7 +105,7 @@ def retry_failed_batches(fail=False):
             raise WorkflowError(f"CohortReg: {len(failed)} batch items failed (listed above)")
 
 
-for _f in (batch_rows, batch_raw_inputs, batch_pairs, batch_subject_manifests):
+for _f in (batch_rows, batch_raw_inputs, batch_pairs, batch_subject_manifests, register_batch_threads):
     signed(_f)
 
 
@@ -184,7 +190,7 @@ rule register_batch:
         L.batch("{method}/register", "logs"),
     benchmark:
         L.batch("{method}/register", "benchmarks")
-    threads: batch_threads("register")
+    threads: register_batch_threads
     resources:
         mem_mb=grows("register", "mem_mb", per_item=batch_workers("register")),
         runtime=grows("register", "runtime", per_item=BATCH_SIZE),

@@ -43,7 +43,7 @@ rule register_method:
         L.log("register"),
     benchmark:
         L.benchmark("register")
-    threads: res("register", "threads")
+    threads: register_threads
     resources:
         mem_mb=grows("register", "mem_mb"),
         runtime=grows("register", "runtime"),

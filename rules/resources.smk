@@ -47,6 +47,16 @@ def slurm_resources(partition=None):
     return {k: v for k, v in out.items() if v}
 
 
+def method_threads(method):
+    """A register job's threads per pair: the register family's, or 1 for a method whose work is one
+    thread's (the affine baseline: its job would hold a second core idle)."""
+    return res("register", "threads") if get_method(method, params_of(method)).threaded else 1
+
+
+def register_threads(wildcards):
+    return method_threads(wildcards.method)
+
+
 def method_resources():
     """register_method's gpu and partition: functions of the method only when some method may want
     a GPU (a function resource is evaluated per job), plain values otherwise."""
@@ -82,3 +92,5 @@ def gpus_for(method):
 def gpus(wildcards):
     return gpus_for(wildcards.method)
 
+
+signed(register_threads)

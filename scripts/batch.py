@@ -2,18 +2,21 @@
 from cohortreg.batches import pair_items, register_together, run_items, subject_items, workers_for
 from cohortreg.jobs import job
 from cohortreg.paths import Layout
+from cohortreg.registration import get_method
 
 smk = snakemake  # noqa: F821
 family = "subject" if smk.params.stage == "subjects" else smk.params.stage  # config resources' key
 # Each item gets its stage's threads (config resources); the job's threads beyond that run items side by side.
 per_item = min(int(smk.config["resources"][family]["threads"]), smk.threads)
+method = getattr(smk.wildcards, "method", "affine")
+if family == "register" and not get_method(method, smk.params.settings).threaded:
+    per_item = 1  # as rules/resources.smk's method_threads: its pairs side by side
 with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
     L, w, p = Layout(smk.params.out), smk.wildcards, smk.params
     together = None
     if p.stage == "subjects":
         items = subject_items(w.cohort, p.rows, p.preprocess, p.skullstrip, L, p.qc)
     else:
-        method = getattr(w, "method", "affine")
         items = pair_items(p.stage, w.cohort, p.pairs, method, p.settings, L, per_item)
         if p.stage == "register":  # torch on a GPU: the batch's pairs optimised as stacks
             together = register_together(method, p.settings, smk.threads)

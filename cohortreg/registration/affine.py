@@ -88,6 +88,7 @@ class AffineOnly(RegistrationMethod):
     """The baseline: the affine stage alone, no deformable step."""
 
     name = "affine"
+    threaded = False  # a copy of the .mat, then the warps: a second thread would wait (and block a second job)
 
     def register(self, fixed: Any, moving: Any, affine: str, outdir: Path) -> Transforms:
         mat = stage_file(affine, outdir / "affine.mat")

@@ -43,6 +43,7 @@ class RegistrationMethod(ABC):
     name: ClassVar[str]
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     uses_gpu: ClassVar[bool] = False
+    threaded: ClassVar[bool] = True   # False: one thread's work; its jobs ask for one thread (rules/resources.smk)
 
     def __init__(self, params: dict[str, Any] | None = None, threads: int = 1) -> None:
         params = dict(params or {})

@@ -240,6 +240,8 @@ def test_fused_register_and_metrics_change_no_value_and_rerun_only_the_metrics(p
         assert r.returncode == 0, r.stderr[-3000:]
         tables[name] = pd.read_csv(d / name / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str}
                                    ).sort_values(["moving", "method"]).reset_index(drop=True)
+    log = (d / "fused" / "logs" / "batches" / "ph" / "affine" / "register" / "batch-00000.log").read_text()
+    assert "2 items, 2 at a time with 1 threads each" in log, log[-2000:]
     a, b = tables["per_pair"], tables["fused"]
     assert len(a) == 4 and (a.status == "ok").all() and (b.status == "ok").all()
     numeric = [c for c in a.columns if pd.api.types.is_numeric_dtype(a[c]) and c not in TIMING]
@@ -262,3 +264,22 @@ def test_fused_register_and_metrics_change_no_value_and_rerun_only_the_metrics(p
     assert (pair_dir / "metrics.json").stat().st_mtime_ns != before["metrics.json"]
     manifest = json.loads((d / "fused" / "batches" / "ph" / "torch" / "register" / "batch-00000.json").read_text())
     assert all(item.get("kept") for item in manifest["items"]), manifest
+
+
+def test_the_affine_baselines_register_jobs_take_one_thread_and_run_side_by_side(phantom_cohort):
+    """RegistrationMethod.threaded: the affine method's work is one thread's, so its register job asks
+    for one (per pair), and its batch job for two pairs of one thread each (the fused test below checks
+    that its log ran them two at a time); torch keeps the family's 2."""
+    d = phantom_cohort
+    for batch_size, rule in ((1, "register_method"), (2, "register_batch")):
+        r = run_snakemake("-n", "--cores", "2", "--config", f"samples={d / 'samples.tsv'}", f"outdir={d / 'out'}",
+                          "methods=[affine,torch]", f"batch_size={batch_size}", cwd=d)
+        assert r.returncode == 0, r.stderr[-2000:]
+        threads = {}
+        for block in (r.stdout + r.stderr).split("rule ")[1:]:
+            if block.startswith(rule + ":"):
+                method = block.split("method=")[1].split(",")[0].split()[0]
+                line = next((x for x in block.splitlines() if x.strip().startswith("threads:")), "threads: 1")
+                threads.setdefault(method, set()).add(int(line.split(":")[1]))
+        # per pair: 1 against 2; a batch: 2 pairs x 1 thread against 1 pair x 2 threads
+        assert threads == ({"affine": {1}, "torch": {2}} if batch_size == 1 else {"affine": {2}, "torch": {2}}), threads

@@ -50,7 +50,7 @@ def slurm_resources(partition=None):
 def method_threads(method):
     """A register job's threads per pair: the register family's, or 1 for a method whose work is one
     thread's (the affine baseline: its job would hold a second core idle)."""
-    return res("register", "threads") if get_method(method, params_of(method)).threaded else 1
+    return pair_threads(method, params_of(method), res("register", "threads"))
 
 
 def register_threads(wildcards):

@@ -2,15 +2,15 @@
 from cohortreg.batches import pair_items, register_together, run_items, subject_items, workers_for
 from cohortreg.jobs import job
 from cohortreg.paths import Layout
-from cohortreg.registration import get_method
+from cohortreg.registration import pair_threads
 
 smk = snakemake  # noqa: F821
 family = "subject" if smk.params.stage == "subjects" else smk.params.stage  # config resources' key
 # Each item gets its stage's threads (config resources); the job's threads beyond that run items side by side.
 per_item = min(int(smk.config["resources"][family]["threads"]), smk.threads)
 method = getattr(smk.wildcards, "method", "affine")
-if family == "register" and not get_method(method, smk.params.settings).threaded:
-    per_item = 1  # as rules/resources.smk's method_threads: its pairs side by side
+if family == "register":  # as the rule's request (rules/resources.smk: method_threads)
+    per_item = pair_threads(method, smk.params.settings, per_item)
 with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
     L, w, p = Layout(smk.params.out), smk.wildcards, smk.params
     together = None

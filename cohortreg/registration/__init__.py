@@ -28,5 +28,11 @@ def get_method(name: str, params: dict | None = None) -> type[RegistrationMethod
                          "method_params key with engine: ENGINE") from None
 
 
-__all__ = ["METHODS", "engine_of", "AffineSettings", "RegistrationMethod", "Transforms", "estimate_affine", "get_method",
+def pair_threads(name: str, params: dict | None, family_threads: int) -> int:
+    """Threads one pair of this method gets: the register family's, or 1 for a method whose work is one
+    thread's (RegistrationMethod.threaded; the rules' requests and a batch job's items both use this)."""
+    return int(family_threads) if get_method(name, params).threaded else 1
+
+
+__all__ = ["METHODS", "engine_of", "AffineSettings", "RegistrationMethod", "Transforms", "estimate_affine", "get_method", "pair_threads",
            "write_manifest"]

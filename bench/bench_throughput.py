@@ -47,7 +47,7 @@ CONFIGS = {"before": ["affine={engine: ants}", "batch_size=1"],          # the l
            # (a dict: written to a config file, as --config would pass its numbers as strings)
            "per_job_1thread": ["affine={engine: torch}", "batch_size=1", {"resources": {"register": {"threads": 1}}}],
            "batched_1thread": ["affine={engine: torch}", "batch_size=50", {"resources": {"register": {"threads": 1}}}],
-           "default": []}
+           "default": []}  # the README command: batch_size auto (batches on this machine from 8 subjects)
 SUBJECTS = {"lpba40": 11, "oasis": 12}
 IMPORTS = {  # what a job's interpreter imports before its first line of work
     "python": "pass",
@@ -140,6 +140,8 @@ def main() -> int:
     ap.add_argument("--cohort", choices=sorted(SUBJECTS), default="lpba40")
     ap.add_argument("--configs", nargs="*", default=list(CONFIGS))
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--subjects", type=int, default=None,
+                    help="the cohort's first N subjects (default 11 LPBA40, 12 OASIS-TRT); the result name says N")
     ap.add_argument("--tag", default="", help="suffix of the result name (a subset of the configurations)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="an earlier checkout: each configuration runs with it, then with this one")
@@ -147,18 +149,20 @@ def main() -> int:
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
-    work = ROOT / "bench" / "work" / f"throughput_{args.cohort}"
+    n = args.subjects or SUBJECTS[args.cohort]
+    work = ROOT / "bench" / "work" / f"throughput_{args.cohort}{'' if n == SUBJECTS[args.cohort] else n}"
     work.mkdir(parents=True, exist_ok=True)
-    sheet = write_sheet(work / "samples.tsv", {args.cohort: SUBJECTS[args.cohort]})
+    sheet = write_sheet(work / "samples.tsv", {args.cohort: n})
     imports = import_seconds()
     runs = []
     for name in args.configs:
         if args.baseline:
             runs.append(run(work, name, sheet, args.cores, args.baseline.resolve(), "before"))
         runs.append(run(work, name, sheet, args.cores, ROOT, "after" if args.baseline else ""))
-    res = ROOT / "bench" / "results" / f"throughput_{args.cohort}_2mm{'_' + args.tag if args.tag else ''}.json"
+    name = f"throughput_{args.cohort}_2mm{'' if n == SUBJECTS[args.cohort] else f'_{n}subjects'}"
+    res = ROOT / "bench" / "results" / f"{name}{'_' + args.tag if args.tag else ''}.json"
     res.write_text(json.dumps({"benchmark": f"throughput_{args.cohort}_2mm", "commit": bench_commit(),
-                               "machine": machine(), "cores": args.cores, "import_seconds": imports, "runs": runs},
+                               "machine": machine(), "cores": args.cores, "subjects": n, "import_seconds": imports, "runs": runs},
                               indent=1, default=str) + "\n")
     pd.set_option("display.width", 200)
     print("fresh interpreter, seconds:")

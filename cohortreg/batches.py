@@ -51,14 +51,22 @@ def batch_id(index: int) -> str:
 
 AUTO_FROM_SUBJECTS = 1000  # bench/results/scale_dry_run.json: planning 1,000 subjects one job each took 29 s
 AUTO_BATCH = 50            # ... and 20,000 subjects in batches of 50 took 15 s and 275 MB
+# A local run batches from this many subjects: each job is a fresh interpreter (1-2 s of imports,
+# torch's alone 1.5 s) and a pair needs about seven, so one job per stage running its items side by
+# side on --cores saves more than the stages lose by waiting for each other
+# (bench/results/throughput_lpba40_2mm_auto.json: 10 pairs per job and batched, and 3 pairs).
+AUTO_LOCAL_FROM = 8
 
 
-def auto_batch_size(setting: int | str, n_subjects: int) -> int:
-    """config batch_size: a number as given; 'auto': one job per subject for small sheets (reruns
-    per job, nothing changes for them), batches of 50 from 1,000 subjects, where planning one job
-    per subject and stage would take longer than the work of a rerun."""
+def auto_batch_size(setting: int | str, n_subjects: int, local: bool = False) -> int:
+    """config batch_size: a number as given; 'auto': batches of 50 from 1,000 subjects, where
+    planning one job per subject and stage would take longer than the work of a rerun; on a local
+    run (local) already from 8 subjects, where the jobs' start-up would cost more than the work.
+    Below that, one job per subject and stage. Either way a rerun redoes only changed subjects: a
+    batch job keeps its finished items by stamp."""
     if setting == "auto":
-        return AUTO_BATCH if n_subjects >= AUTO_FROM_SUBJECTS else 1
+        big = n_subjects >= AUTO_FROM_SUBJECTS or (local and n_subjects >= AUTO_LOCAL_FROM)
+        return AUTO_BATCH if big else 1
     return max(int(setting), 1)
 
 

@@ -25,7 +25,7 @@ def batch_workers(family, size=None, per_item=None):
     batches' size (default batch_size; a template's rounds have their own)."""
     setting = config.get("batch_workers", "auto")
     if setting == "auto":
-        if not workflow.local_exec:
+        if not LOCAL_RUN:  # rules/common.smk (workflow.local_exec is not known while parsing)
             return 1
         try:
             cores = int(workflow.cores)

@@ -3,6 +3,7 @@
 import os
 
 from snakemake.utils import validate
+from snakemake_interface_executor_plugins.settings import ExecMode
 
 from cohortreg.aggregate import PairResult, write_tables
 from cohortreg.batches import auto_batch_size, backdate_failed, batch_id, chunk
@@ -42,10 +43,6 @@ if "auto" in METHODS:
     METHODS = list(dict.fromkeys(m for m in METHODS if m != "auto")) + [m for m in _choice.methods if m not in METHODS]
     METHOD_CHOICE = _choice.reasoning
     logger.info(f"CohortReg: {METHOD_CHOICE}")
-BATCH_SIZE = auto_batch_size(config.get("batch_size", "auto"), len(SHEET))
-if config.get("batch_size", "auto") == "auto" and BATCH_SIZE > 1:
-    logger.info(f"CohortReg: {len(SHEET)} subjects: batch_size auto -> {BATCH_SIZE} (one job per {BATCH_SIZE} "
-                "subjects or pairs and stage; README: Very large cohorts)")
 # Which code makes each stage's outputs (cohortreg.provenance): a rule param, so that editing or
 # upgrading the engine reruns what it made (--rerun-triggers params) and nothing else.
 CODE = {stage: fingerprint(stage) for stage in STAGES}
@@ -53,13 +50,6 @@ PERCENTILES = [config["preprocess"]["lower_percentile"], config["preprocess"]["u
 # The qc keys a subject's input check reads (cohortreg.qc.subject_qc): a pair-level threshold
 # (max_folding, z_warn, ...) changed later reruns the metrics, not every skull strip below them.
 SUBJECT_QC = {k: v for k, v in config["qc"].items() if k in ("on_fail", "brain_ml", "min_levels", "max_mode_fraction")}
-if BATCH_SIZE <= 1 and len(SHEET) >= 2000:  # bench/results/scale_dry_run.json: ~27 ms per subject to plan
-    logger.warning(
-        f"CohortReg: {len(SHEET)} subjects with batch_size 1 is about {7 * len(SHEET)} jobs; planning them alone "
-        "(2-core VM, bench/results/scale_dry_run.json) "
-        f"takes ~{0.027 * len(SHEET):.0f} s and ~{0.16 * len(SHEET) + 100:.0f} MB. Consider --config batch_size=50 "
-        "(one job per 50 subjects or pairs and stage; README: Very large cohorts)."
-    )
 
 
 def get_row(wildcards, who="subject"):
@@ -92,6 +82,25 @@ def configured(method):
 for _m in METHODS:
     get_method(_m, configured(_m))  # an unknown method or engine is refused at start, naming it
 ENGINE = {m: engine_of(m, configured(m)) for m in METHODS}
+# A local run? The executor is not known yet while the workflow is parsed, but a cluster executor
+# runs with --jobs (the profile's jobs:) and its jobs in remote mode, while the local executor folds
+# --jobs into --cores. (A local run given both --cores and --jobs counts as a cluster: per-job.)
+LOCAL_RUN = workflow.exec_mode != ExecMode.REMOTE and workflow.resource_settings.nodes is None
+# batch_size auto batches a local run of 8+ subjects (cohortreg.batches.auto_batch_size), unless the
+# study trains a learned model: training and its methods run one job per subject (rules/learn.smk).
+_LEARNED = [m for m in METHODS if ENGINE[m] in ("learned", "learned_io")]
+BATCH_SIZE = auto_batch_size(config.get("batch_size", "auto"), len(SHEET), local=LOCAL_RUN and not _LEARNED)
+if config.get("batch_size", "auto") == "auto" and BATCH_SIZE > 1:
+    logger.info(f"CohortReg: {len(SHEET)} subjects{' on this machine' if LOCAL_RUN else ''}: batch_size auto -> "
+                f"{BATCH_SIZE} (one job per {BATCH_SIZE} subjects or pairs and stage, its items side by side; "
+                "batch_size=1 for one job each; README: Batches)")
+if BATCH_SIZE <= 1 and len(SHEET) >= 2000:  # bench/results/scale_dry_run.json: ~27 ms per subject to plan
+    logger.warning(
+        f"CohortReg: {len(SHEET)} subjects with batch_size 1 is about {7 * len(SHEET)} jobs; planning them alone "
+        "(2-core VM, bench/results/scale_dry_run.json) "
+        f"takes ~{0.027 * len(SHEET):.0f} s and ~{0.16 * len(SHEET) + 100:.0f} MB. Consider --config batch_size=50 "
+        "(one job per 50 subjects or pairs and stage; README: Very large cohorts)."
+    )
 
 
 wildcard_constraints:

@@ -20,8 +20,8 @@ for _model in dict.fromkeys(MODEL_OF.values()):
         TRAINING[_model] = plan_training(SHEET, _model, configured(_model), sheet_references(EVALUATED, config.get("reference")))
         MODEL_FILE[_model] = L.model().format(model=_model)
 if TRAINING and BATCH_SIZE > 1:
-    raise ValueError(f"training learned models ({sorted(TRAINING)}) needs batch_size 1 (auto gives it below 1,000 "
-                     "subjects); train in a smaller study and give the model file as method_params.NAME.checkpoint")
+    raise ValueError(f"training learned models ({sorted(TRAINING)}) needs batch_size 1 (auto gives it to a study with "
+                     "a learned method below 1,000 subjects); train in a smaller study and give the model file as method_params.NAME.checkpoint")
 # A learned method is not evaluated on the subjects that trained or validated its model.
 EXCLUDED = {m: TRAINING[MODEL_OF[m]].used() for m in MODEL_OF if MODEL_OF[m] in TRAINING}
 for _m, _used in EXCLUDED.items():

@@ -283,3 +283,39 @@ def test_the_affine_baselines_register_jobs_take_one_thread_and_run_side_by_side
                 threads.setdefault(method, set()).add(int(line.split(":")[1]))
         # per pair: 1 against 2; a batch: 2 pairs x 1 thread against 1 pair x 2 threads
         assert threads == ({"affine": {1}, "torch": {2}} if batch_size == 1 else {"affine": {2}, "torch": {2}}), threads
+
+
+def _phantom_sheet(d, n):
+    from tests.conftest import phantom, save
+    rows = ["cohort\tsubject\tt1\tlabels"]
+    for i in range(1, n + 1):
+        t1, lab = phantom(shape=(20, 22, 18), shift=(0.3 * i, 0, 0), seed=i)
+        save(t1 * 1000, d / f"s{i}_T1w.nii.gz")
+        save(lab, d / f"s{i}_dseg.nii.gz")
+        rows.append(f"ph\t{i:02d}\ts{i}_T1w.nii.gz\ts{i}_dseg.nii.gz")
+    (d / "samples.tsv").write_text("\n".join(rows) + "\n")
+
+
+def test_batch_size_auto_batches_a_local_run_of_eight_subjects_and_never_a_cluster_one(tmp_path):
+    """auto (cohortreg.batches.auto_batch_size): 8+ subjects on this machine are planned as one job
+    per stage (items side by side on --cores), 7 one job each; under a cluster executor (--jobs) a
+    sheet keeps one job per subject below 1,000; a study with a learned method stays per job."""
+    def plan(n, *extra, methods="[affine,torch]"):
+        d = tmp_path / f"n{n}{len(extra)}{len(methods)}"
+        d.mkdir()
+        _phantom_sheet(d, n)
+        r = run_snakemake("-n", *extra, "--config", f"samples={d / 'samples.tsv'}", f"outdir={d / 'out'}",
+                          f"methods={methods}", cwd=d)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return {rule for rule, _ in planned_jobs(r.stdout + r.stderr)}, r.stdout + r.stderr
+
+    rules, log = plan(8, "--cores", "2")
+    assert {"subjects_batch", "affine_batch", "register_batch"} <= rules and "preprocess_subject" not in rules, rules
+    assert "8 subjects on this machine: batch_size auto -> 50" in log, log[-3000:]
+    rules, log = plan(7, "--cores", "2")
+    assert {"preprocess_subject", "affine_pair", "register_method"} <= rules and "subjects_batch" not in rules, rules
+    rules, _ = plan(8, "--cores", "2", methods="[torch,learned]")
+    assert {"preprocess_subject", "train_model", "register_method"} <= rules and "subjects_batch" not in rules, rules
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    rules, _ = plan(8, "--executor", "slurm", "--jobs", "10")
+    assert "preprocess_subject" in rules and "subjects_batch" not in rules, rules

@@ -52,9 +52,11 @@ def batch_id(index: int) -> str:
 AUTO_FROM_SUBJECTS = 1000  # bench/results/scale_dry_run.json: planning 1,000 subjects one job each took 29 s
 AUTO_BATCH = 50            # ... and 20,000 subjects in batches of 50 took 15 s and 275 MB
 # A local run batches from this many subjects: each job is a fresh interpreter (1-2 s of imports,
-# torch's alone 1.5 s) and a pair needs about seven, so one job per stage running its items side by
-# side on --cores saves more than the stages lose by waiting for each other
-# (bench/results/throughput_lpba40_2mm_auto.json: 10 pairs per job and batched, and 3 pairs).
+# torch's alone 1.5-2.7 s) and a pair needs about seven, so one job per stage running its items side
+# by side on --cores saves more than the stages lose by waiting for each other (LPBA40 at 2 mm:
+# 10 pairs 15.0 -> 8.1 s a pair, bench/results/throughput_lpba40_2mm_auto.json; 3 pairs 17.6 ->
+# 14.4 s, throughput_lpba40_2mm_4subjects_auto.json). Smaller studies (the demo, a first try) keep
+# one job per subject, each shown by Snakemake as such, for a few seconds more.
 AUTO_LOCAL_FROM = 8
 
 

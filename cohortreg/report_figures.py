@@ -158,25 +158,38 @@ def mi_scatter(mi: pd.DataFrame, pairs: pd.DataFrame, corr: pd.DataFrame, path: 
     plt.close(fig)
 
 
-def gallery(pairs: pd.DataFrame, picture: str, out_dir: str, worst: int) -> list[str]:
-    """Copy the overlays of the worst pairs by Dice and by folding into out_dir; returns what is missing."""
+def copy_pictures(picks: list[tuple[str, Any]], picture: str, out_dir: str) -> list[str]:
+    """Copy the overlays of (name, pairs.tsv row) into out_dir as name.png, replacing it whole;
+    returns the overlays that are missing."""
     tmp = Path(f"{out_dir}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    ok = pairs[pairs["status"] == "ok"]
-    picks = [("dice", ok[ok["dice_mean"].notna()].sort_values("dice_mean").head(worst)),
-             ("folding", ok[ok["folding_frac"].fillna(0) > 0].sort_values("folding_frac", ascending=False).head(worst))]
     missing = []
-    for what, rows in picks:
-        for rank, r in enumerate(rows.itertuples(), 1):
-            src = picture.format(cohort=r.cohort, moving=r.moving, fixed=r.fixed, method=r.method)
-            if not os.path.exists(src):
-                missing.append(src)
-                continue
-            shutil.copyfile(src, tmp / f"worst-{what}-{rank:02d}_{r.cohort}_{r.moving}-to-{r.fixed}_{r.method}.png")
+    for name, r in picks:
+        src = picture.format(cohort=r.cohort, moving=r.moving, fixed=r.fixed, method=r.method)
+        if os.path.exists(src):
+            shutil.copyfile(src, tmp / f"{name}.png")
+        else:
+            missing.append(src)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return missing
+
+
+def gallery(pairs: pd.DataFrame, picture: str, out_dir: str, worst: int) -> list[str]:
+    """Copy the overlays of the worst pairs by Dice and by folding into out_dir; returns what is missing."""
+    ok = pairs[pairs["status"] == "ok"]
+    picks = [("dice", ok[ok["dice_mean"].notna()].sort_values("dice_mean").head(worst)),
+             ("folding", ok[ok["folding_frac"].fillna(0) > 0].sort_values("folding_frac", ascending=False).head(worst))]
+    return copy_pictures([(f"worst-{what}-{rank:02d}_{r.cohort}_{r.moving}-to-{r.fixed}_{r.method}", r)
+                          for what, rows in picks for rank, r in enumerate(rows.itertuples(), 1)], picture, out_dir)
+
+
+def every_pair(pairs: pd.DataFrame, picture: str, out_dir: str) -> list[str]:
+    """Every result's overlay as {cohort}.{moving}.to.{fixed}.{method}.png (ids hold no dots): the
+    report's "every pair" items of a batched study, whose batch jobs write the overlays untracked."""
+    return copy_pictures([(f"{r.cohort}.{r.moving}.to.{r.fixed}.{r.method}", r) for r in pairs.itertuples()
+                          if r.status == "ok"], picture, out_dir)
 
 
 def sha256(path: str) -> str:
@@ -232,6 +245,8 @@ def write_report_files(inputs: dict[str, str], outputs: dict[str, str], picture:
     runtime_plot(pairs, outputs["runtime"], methods)
     mi_scatter(mi, pairs, corr, outputs["mi_png"], methods)
     missing = gallery(pairs, picture, outputs["gallery"], worst)
+    if "every_pair" in outputs:
+        missing += every_pair(pairs, picture, outputs["every_pair"])
     for table in ("pairs", "summary", "stats", "domain_shift"):  # the report's copies of the study's tables
         if table in outputs:
             write_text_atomic(Path(inputs[table]).read_text(), outputs[table])

@@ -78,6 +78,11 @@ rule report_figures:
                        labels={"table": "mi_dice"}),
         gallery=report(directory(f"{L.out}/report/gallery"), patterns=["{name}.png"], caption="../report/gallery.rst",
                        category="3a. QC: worst pairs", labels={"picture": "{name}"}),
+        **({"every_pair": report(directory(f"{L.out}/report/every_pair"),
+                                 patterns=["{cohort}.{moving}.to.{fixed}.{method}.png"], caption="../report/qc_pair.rst",
+                                 category="3b. QC: every pair", subcategory="{cohort}",
+                                 labels={"moving": "{moving}", "fixed": "{fixed}", "method": "{method}"})}
+           if BATCH_PICTURES else {}),
         # the study's tables as report items (copies: the aggregate job's params would list every pair
         # in the report, 6 MB per table at 2,000 pairs)
         pairs=report(f"{L.out}/report/pairs.tsv", caption="../report/pairs.rst", category="1. Accuracy",

@@ -51,6 +51,9 @@ STUDY_TABLES = {name: L.table(name) for name in ("pairs", "labels", "summary", "
 # Each (pair, method)'s overlay is a report item of its own up to this many results; above, the
 # report shows the gallery of the worst pairs only (the pictures stay in the tree).
 INLINE_PICTURES = BATCH_SIZE <= 1 and len(RESULTS) <= config["report"]["inline_pairs"]
+# With batches the batch jobs write the overlays untracked: report_figures copies them into one
+# report directory instead (report/every_pair), up to the same number.
+BATCH_PICTURES = BATCH_SIZE > 1 and len(RESULTS) <= config["report"]["inline_pairs"]
 
 
 def aggregate_inputs():

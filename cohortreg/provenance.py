@@ -12,6 +12,7 @@ module sources and the installed versions of its libraries.
 from __future__ import annotations
 
 import hashlib
+import threading
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -82,10 +83,23 @@ def _source(f: Path, rel: str) -> bytes:
     raise KeyError(f"{rel}: no such function")
 
 
-@lru_cache(maxsize=None)
+_LOCK = threading.Lock()
+
+
 def fingerprint(stage: str, method: str = "") -> str:
     """The version string of one stage (and, for ``register``, of one method's engine); a stage this
-    table does not know is fingerprinted by the whole package."""
+    table does not know is fingerprinted by the whole package.
+
+    Thread-safe: a batch job's items stamp themselves from worker threads, and two first calls at
+    once ran ast.parse in two threads, which CPython 3.11 can fail ("SystemError: AST constructor
+    recursion depth mismatch"; a learned method's register batch hit it).
+    """
+    with _LOCK:
+        return _fingerprint(stage, method)
+
+
+@lru_cache(maxsize=None)
+def _fingerprint(stage: str, method: str) -> str:
     modules, libraries = STAGES.get(stage, (("",), ()))
     if method:
         extra_mod, extra_lib = METHODS.get(method, ((), ()))

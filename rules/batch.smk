@@ -16,7 +16,25 @@ if BATCH_SIZE > 1:
     for _p in PAIRS:
         PAIR_BATCHES.setdefault(_p.cohort, []).append((_p.moving, _p.fixed))
     PAIR_BATCHES = {c: chunk(p, BATCH_SIZE) for c, p in PAIR_BATCHES.items()}
-
+# Affine batches: those of the pair batches (same ids), and batches of the pairs that only a learned
+# model trains or validates on (its training subjects to the cohort's training reference,
+# rules/learn.smk), which no method evaluates. Their ids start at TRAIN_BATCH_FROM, so that subjects
+# added to the sheet (more pair batches) do not renumber them and so retrain the model.
+TRAIN_BATCH_FROM = 90000
+AFFINE_BATCHES = {c: {batch_id(i): b for i, b in enumerate(bs)} for c, bs in PAIR_BATCHES.items()}
+AFFINE_BATCH_OF = {}  # (cohort, moving, fixed) -> batch id, for the training pairs
+if BATCH_SIZE > 1 and TRAINING:
+    _have = {(p.cohort, p.moving, p.fixed) for p in PAIRS}
+    _extra = {}
+    for _plan in TRAINING.values():
+        for _which in ("train", "val"):
+            for _c, _mv, _fx in _plan.pairs(_which):
+                if (_c, _mv, _fx) not in _have:
+                    _extra.setdefault(_c, {})[(_mv, _fx)] = None
+    for _c, _new in _extra.items():
+        for _i, _b in enumerate(chunk(list(_new), BATCH_SIZE)):
+            AFFINE_BATCHES.setdefault(_c, {})[batch_id(TRAIN_BATCH_FROM + _i)] = _b
+            AFFINE_BATCH_OF.update({(_c, mv, fx): batch_id(TRAIN_BATCH_FROM + _i) for mv, fx in _b})
 
 def batch_workers(family, size=None, per_item=None):
     """Items a batch job runs at once, each with its stage's threads (config batch_workers).
@@ -58,7 +76,12 @@ def batch_raw_inputs(wildcards):
 
 
 def batch_pairs(wildcards):
-    return PAIR_BATCHES[wildcards.cohort][int(wildcards.batch)]
+    """The batch's pairs; a learned method's without those of the subjects that train or validate its
+    model (rules/learn.smk: EXCLUDED)."""
+    c = wildcards.cohort
+    pairs = AFFINE_BATCHES[c][wildcards.batch]
+    used = EXCLUDED.get(getattr(wildcards, "method", None), ())
+    return [p for p in pairs if (c, p[0]) not in used and (c, p[1]) not in used] if used else pairs
 
 
 def batch_subject_manifests(wildcards):
@@ -81,7 +104,19 @@ def batch_manifests():
             b = batch_id(i)
             out.append(L.batch("affine").format(cohort=c, batch=b))
             out += [L.batch(f"{m}/{stage}").format(cohort=c, batch=b) for m in METHODS for stage in ("register", "metrics")]
+    for c, bs in AFFINE_BATCHES.items():  # the training pairs' affines
+        out += [L.batch("affine").format(cohort=c, batch=b) for b in bs if int(b) >= TRAIN_BATCH_FROM]
     return out
+
+
+def training_batches(model):
+    """The batch manifests a model's training reads: its subjects' and its pairs' affines."""
+    out = []
+    for which in ("train", "val"):
+        for c, mv, fx in TRAINING[model].pairs(which):
+            out += [L.batch("subjects").format(cohort=c, batch=SUBJECT_BATCH[(c, s)]) for s in (mv, fx)]
+            out.append(L.batch("affine").format(cohort=c, batch=AFFINE_BATCH_OF[(c, mv, fx)]))
+    return sorted(set(out))
 
 
 def retry_failed_batches(fail=False):

@@ -86,10 +86,8 @@ ENGINE = {m: engine_of(m, configured(m)) for m in METHODS}
 # runs with --jobs (the profile's jobs:) and its jobs in remote mode, while the local executor folds
 # --jobs into --cores. (A local run given both --cores and --jobs counts as a cluster: per-job.)
 LOCAL_RUN = workflow.exec_mode != ExecMode.REMOTE and workflow.resource_settings.nodes is None
-# batch_size auto batches a local run of 8+ subjects (cohortreg.batches.auto_batch_size), unless the
-# study trains a learned model: training and its methods run one job per subject (rules/learn.smk).
-_LEARNED = [m for m in METHODS if ENGINE[m] in ("learned", "learned_io")]
-BATCH_SIZE = auto_batch_size(config.get("batch_size", "auto"), len(SHEET), local=LOCAL_RUN and not _LEARNED)
+# batch_size auto batches a local run of 8+ subjects (cohortreg.batches.auto_batch_size).
+BATCH_SIZE = auto_batch_size(config.get("batch_size", "auto"), len(SHEET), local=LOCAL_RUN)
 if config.get("batch_size", "auto") == "auto" and BATCH_SIZE > 1:
     logger.info(f"CohortReg: {len(SHEET)} subjects{' on this machine' if LOCAL_RUN else ''}: batch_size auto -> "
                 f"{BATCH_SIZE} (one job per {BATCH_SIZE} subjects or pairs and stage, its items side by side; "

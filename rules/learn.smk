@@ -19,9 +19,6 @@ for _model in dict.fromkeys(MODEL_OF.values()):
     else:
         TRAINING[_model] = plan_training(SHEET, _model, configured(_model), sheet_references(EVALUATED, config.get("reference")))
         MODEL_FILE[_model] = L.model().format(model=_model)
-if TRAINING and BATCH_SIZE > 1:
-    raise ValueError(f"training learned models ({sorted(TRAINING)}) needs batch_size 1 (auto gives it to a study with "
-                     "a learned method below 1,000 subjects); train in a smaller study and give the model file as method_params.NAME.checkpoint")
 # A learned method is not evaluated on the subjects that trained or validated its model.
 EXCLUDED = {m: TRAINING[MODEL_OF[m]].used() for m in MODEL_OF if MODEL_OF[m] in TRAINING}
 for _m, _used in EXCLUDED.items():
@@ -51,8 +48,30 @@ def validation_pairs(wildcards):
 
 
 def training_inputs(wildcards):
+    """Per job: the files themselves. With batches (rules/batch.smk) the batch manifests that make them,
+    as ancient: a batch job that reran for another subject rewrites its manifest, and that must not
+    retrain the model; what does retrain it is training_data below."""
+    if BATCH_SIZE > 1:
+        return {"batches": [ancient(m) for m in training_batches(wildcards.model)]}
     rows = training_pairs(wildcards) + validation_pairs(wildcards)
     return {"files": sorted({r[k] for r in rows for k in ("fixed", "fixed_labels", "moving", "moving_labels", "affine")})}
+
+
+def training_data(wildcards):
+    """With batches: what the training pairs' files are made from (each subject's raw files, by size
+    and mtime, and the stages' settings and code), so that a replaced scan or a changed preprocessing
+    retrains the model as a newer file does per job."""
+    plan = TRAINING[wildcards.model]
+    subjects = sorted({(c, s) for which in ("train", "val") for c, mv, fx in plan.pairs(which) for s in (mv, fx)})
+    raw = {}
+    for c, s in subjects:
+        row = ROW(c, s)
+        for k in ("t1", "labels", "mask"):
+            if row.get(k) and os.path.exists(row[k]):
+                st = os.stat(row[k])
+                raw[f"{c}/{s}/{k}"] = [st.st_size, st.st_mtime_ns]
+    return {"raw": raw, "preprocess": config["preprocess"], "skullstrip": config["skullstrip"], "affine": config["affine"],
+            "code": [CODE["preprocess"], CODE["skullstrip"], CODE["affine"]]}
 
 
 def training_settings(wildcards):
@@ -81,7 +100,8 @@ def model_resources():
             **slurm_resources(partition=config["slurm"]["gpu_partition"] or None)}
 
 
-for _f in (training_pairs, validation_pairs, training_inputs, training_settings, training_description, training_runtime):
+for _f in (training_pairs, validation_pairs, training_inputs, training_data, training_settings, training_description,
+           training_runtime):
     signed(_f)
 
 
@@ -103,6 +123,7 @@ rule train_model:
         out=lambda w: L.model("").format(model=w.model),
         seed=config["seed"],
         code=CODE["learn"],
+        **({"data": training_data} if BATCH_SIZE > 1 else {}),  # per job the input files' mtimes do this
     log:
         L.model_witness("logs"),
     benchmark:

@@ -311,7 +311,7 @@ def _phantom_sheet(d, n):
 def test_batch_size_auto_batches_a_local_run_of_eight_subjects_and_never_a_cluster_one(tmp_path):
     """auto (cohortreg.batches.auto_batch_size): 8+ subjects on this machine are planned as one job
     per stage (items side by side on --cores), 7 one job each; under a cluster executor (--jobs) a
-    sheet keeps one job per subject below 1,000; a study with a learned method stays per job."""
+    sheet keeps one job per subject below 1,000; a study that trains a learned model batches too."""
     def plan(n, *extra, methods="[affine,torch]"):
         d = tmp_path / f"n{n}{len(extra)}{len(methods)}"
         d.mkdir()
@@ -326,8 +326,8 @@ def test_batch_size_auto_batches_a_local_run_of_eight_subjects_and_never_a_clust
     assert "8 subjects on this machine: batch_size auto -> 50" in log, log[-3000:]
     rules, log = plan(7, "--cores", "2")
     assert {"preprocess_subject", "affine_pair", "register_method"} <= rules and "subjects_batch" not in rules, rules
-    rules, _ = plan(8, "--cores", "2", methods="[torch,learned]")
-    assert {"preprocess_subject", "train_model", "register_method"} <= rules and "subjects_batch" not in rules, rules
+    rules, _ = plan(8, "--cores", "2", methods="[torch,learned]")  # training reads the batches' files
+    assert {"subjects_batch", "affine_batch", "train_model", "register_batch"} <= rules, rules
     pytest.importorskip("snakemake_executor_plugin_slurm")
     rules, _ = plan(8, "--executor", "slurm", "--jobs", "10")
     assert "preprocess_subject" in rules and "subjects_batch" not in rules, rules

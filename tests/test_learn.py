@@ -145,11 +145,14 @@ def test_learned_is_deterministic_and_learned_io_with_no_iterations_equals_it(cr
 
 
 @pytest.mark.workflow
-def test_a_named_learned_variant_trains_then_registers_test_subjects_only(tmp_path):
-    """Six phantoms with a split column: 04, 05 train, 06 validates, 01-03 are the test subjects."""
+@pytest.mark.parametrize("batch_size", [1, 2], ids=["per_job", "batched"])
+def test_a_named_learned_variant_trains_then_registers_test_subjects_only(tmp_path, batch_size):
+    """Six phantoms with a split column: 04, 05 train, 06 validates, 01-03 are the test subjects.
+    Batched (batch_size 2), training reads what the subject and affine batch jobs made, the training
+    pairs' affines in a batch of their own, and a subject added later does not retrain the model."""
     import pandas as pd
 
-    from tests.conftest import phantom, run_snakemake, save
+    from tests.conftest import phantom, planned_jobs, run_snakemake, save
 
     rows = ["cohort\tsubject\tt1\tlabels\tsplit"]
     shifts = [(0, 0, 0), (2, -1.5, 1), (-1.5, 2, -1), (1, 1, -2), (-2, 0, 1.5), (0, -2, 0.5)]
@@ -164,9 +167,24 @@ def test_a_named_learned_variant_trains_then_registers_test_subjects_only(tmp_pa
         "preprocess: {spacing: null}\nqc: {brain_ml: [10, 3000]}\nmethods: [affine, vxm]\nmethod_params:\n"
         "  vxm: {engine: learned, steps: 3, channels: [4, 8], val_every: 1, checkpoint_every: 1, grid_scale: 1,"
         " integration_steps: 4}\n")
-    r = run_snakemake("--cores", "2", "--configfile", tmp_path / "cfg.yaml", "--config",
-                      f"samples={tmp_path / 'samples.tsv'}", f"outdir={tmp_path / 'out'}", cwd=tmp_path)
+    args = ["--configfile", tmp_path / "cfg.yaml", "--config", f"samples={tmp_path / 'samples.tsv'}",
+            f"outdir={tmp_path / 'out'}", f"batch_size={batch_size}"]
+    r = run_snakemake("--cores", "2", *args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    if batch_size > 1:
+        assert "rule train_model" in r.stdout + r.stderr and "rule preprocess_subject" not in r.stdout + r.stderr
+        # 05 -> 04 trains and 06 -> 04 validates (04: the training reference): their affines are a
+        # batch of their own (ids from 90000, which more test pairs do not renumber)
+        extra = json.loads((tmp_path / "out" / "batches" / "ph" / "affine" / "batch-90000.json").read_text())
+        assert sorted(i["item"] for i in extra["items"]) == ["affine ph/05->04", "affine ph/06->04"], extra
+        r = run_snakemake("-n", "--cores", "2", *args, cwd=tmp_path)
+        assert planned_jobs(r.stdout + r.stderr) == [], r.stdout[-2000:]
+        # another test subject reruns its batches, not the training (the manifests it reads are ancient)
+        (tmp_path / "samples.tsv").write_text((tmp_path / "samples.tsv").read_text()
+                                              + "ph\t07\ts3_T1w.nii.gz\ts3_dseg.nii.gz\ttest\n")
+        r = run_snakemake("-n", "--cores", "2", *args, cwd=tmp_path)
+        plan = {rule for rule, _ in planned_jobs(r.stdout + r.stderr)}
+        assert "subjects_batch" in plan and "train_model" not in plan, plan
     pairs = pd.read_csv(tmp_path / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
     assert set(pairs.method) == {"affine", "vxm"} and (pairs.status == "ok").all()
     assert set(pairs.moving) == {"02", "03"} and set(pairs.fixed) == {"01"}  # test subjects only, paired

@@ -91,7 +91,7 @@ BATCH_SIZE = auto_batch_size(config.get("batch_size", "auto"), len(SHEET), local
 if config.get("batch_size", "auto") == "auto" and BATCH_SIZE > 1:
     logger.info(f"CohortReg: {len(SHEET)} subjects{' on this machine' if LOCAL_RUN else ''}: batch_size auto -> "
                 f"{BATCH_SIZE} (one job per {BATCH_SIZE} subjects or pairs and stage, its items side by side; "
-                "batch_size=1 for one job each; README: Batches)")
+                "batch_size=1 for one job each; README: Very large cohorts)")
 if BATCH_SIZE <= 1 and len(SHEET) >= 2000:  # bench/results/scale_dry_run.json: ~27 ms per subject to plan
     logger.warning(
         f"CohortReg: {len(SHEET)} subjects with batch_size 1 is about {7 * len(SHEET)} jobs; planning them alone "

@@ -26,11 +26,8 @@ AFFINE_BATCH_OF = {}  # (cohort, moving, fixed) -> batch id, for the training pa
 if BATCH_SIZE > 1 and TRAINING:
     _have = {(p.cohort, p.moving, p.fixed) for p in PAIRS}
     _extra = {}
-    for _plan in TRAINING.values():
-        for _which in ("train", "val"):
-            for _c, _mv, _fx in _plan.pairs(_which):
-                if (_c, _mv, _fx) not in _have:
-                    _extra.setdefault(_c, {})[(_mv, _fx)] = None
+    for _c, _mv, _fx in (t for _plan in TRAINING.values() for t in _plan.all_pairs() if t not in _have):
+        _extra.setdefault(_c, {})[(_mv, _fx)] = None
     for _c, _new in _extra.items():
         for _i, _b in enumerate(chunk(list(_new), BATCH_SIZE)):
             AFFINE_BATCHES.setdefault(_c, {})[batch_id(TRAIN_BATCH_FROM + _i)] = _b
@@ -78,10 +75,8 @@ def batch_raw_inputs(wildcards):
 def batch_pairs(wildcards):
     """The batch's pairs; a learned method's without those of the subjects that train or validate its
     model (rules/learn.smk: EXCLUDED)."""
-    c = wildcards.cohort
-    pairs = AFFINE_BATCHES[c][wildcards.batch]
-    used = EXCLUDED.get(getattr(wildcards, "method", None), ())
-    return [p for p in pairs if (c, p[0]) not in used and (c, p[1]) not in used] if used else pairs
+    c, m = wildcards.cohort, getattr(wildcards, "method", None)
+    return [p for p in AFFINE_BATCHES[c][wildcards.batch] if evaluates(m, c, *p)]
 
 
 def batch_subject_manifests(wildcards):
@@ -112,10 +107,9 @@ def batch_manifests():
 def training_batches(model):
     """The batch manifests a model's training reads: its subjects' and its pairs' affines."""
     out = []
-    for which in ("train", "val"):
-        for c, mv, fx in TRAINING[model].pairs(which):
-            out += [L.batch("subjects").format(cohort=c, batch=SUBJECT_BATCH[(c, s)]) for s in (mv, fx)]
-            out.append(L.batch("affine").format(cohort=c, batch=AFFINE_BATCH_OF[(c, mv, fx)]))
+    for c, mv, fx in TRAINING[model].all_pairs():
+        out += [L.batch("subjects").format(cohort=c, batch=SUBJECT_BATCH[(c, s)]) for s in (mv, fx)]
+        out.append(L.batch("affine").format(cohort=c, batch=AFFINE_BATCH_OF[(c, mv, fx)]))
     return sorted(set(out))
 
 

@@ -21,6 +21,14 @@ for _model in dict.fromkeys(MODEL_OF.values()):
         MODEL_FILE[_model] = L.model().format(model=_model)
 # A learned method is not evaluated on the subjects that trained or validated its model.
 EXCLUDED = {m: TRAINING[MODEL_OF[m]].used() for m in MODEL_OF if MODEL_OF[m] in TRAINING}
+
+
+def evaluates(method, cohort, moving, fixed):
+    """Whether a method is evaluated on this pair: not a learned method's on its model's own subjects."""
+    used = EXCLUDED.get(method, ())
+    return not used or ((cohort, moving) not in used and (cohort, fixed) not in used)
+
+
 for _m, _used in EXCLUDED.items():
     if not SPLIT:
         logger.info(f"CohortReg: method {_m}: {len(_used)} subjects train or validate its model "
@@ -62,7 +70,7 @@ def training_data(wildcards):
     and mtime, and the stages' settings and code), so that a replaced scan or a changed preprocessing
     retrains the model as a newer file does per job."""
     plan = TRAINING[wildcards.model]
-    subjects = sorted({(c, s) for which in ("train", "val") for c, mv, fx in plan.pairs(which) for s in (mv, fx)})
+    subjects = sorted({(c, s) for c, mv, fx in plan.all_pairs() for s in (mv, fx)})
     raw = {}
     for c, s in subjects:
         row = ROW(c, s)

@@ -15,7 +15,7 @@ def pair_results():
         subj_logs = tuple(pat.format(cohort=p.cohort, subject=s) for s in (p.moving, p.fixed) for pat in (pre, strip))
         aff = aff_log.format(**ids0, method="")
         for m in METHODS:
-            if m in EXCLUDED and ((p.cohort, p.moving) in EXCLUDED[m] or (p.cohort, p.fixed) in EXCLUDED[m]):
+            if not evaluates(m, p.cohort, p.moving, p.fixed):
                 continue
             ids = dict(ids0, method=m)
             out.append(PairResult(**ids, metrics=metrics.format(**ids), labels=labels.format(**ids),

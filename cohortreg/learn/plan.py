@@ -35,6 +35,10 @@ class TrainingPlan:
         subjects = self.train if which == "train" else self.val
         return [(c, s, ref[c]) for c, s in subjects if s != ref[c]]
 
+    def all_pairs(self) -> list[tuple[str, str, str]]:
+        """The training pairs, then the validation pairs: every pair the training reads."""
+        return self.pairs("train") + self.pairs("val")
+
     def used(self) -> set[tuple[str, str]]:
         return set(self.train) | set(self.val)
 

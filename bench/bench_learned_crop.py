@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cohortreg.learn.data import load_pair
+from cohortreg.learn.data import load_subject, make_pair
 from cohortreg.learn.checkpoint import load_model
 from cohortreg.learn.network import infer, pooling_factor
 from cohortreg.torchreg.crop import brain_box, uncrop
@@ -28,8 +28,9 @@ pairs = [('lpba40', f'S0{i}', 'S01') for i in range(2, 10)] + [('oasis', '11', '
 data = {}
 for c, m, f in pairs:
     a = lambda s, k: f'{O}/{c}/sub-{s}/anat/sub-{s}_{k}'
-    data[(c, m)] = load_pair(m, a(f, 'desc-brain_T1w.nii.gz'), a(f, 'desc-preproc_dseg.nii.gz'), a(m, 'desc-brain_T1w.nii.gz'),
-                             a(m, 'desc-preproc_dseg.nii.gz'), f'{O}/{c}/sub-{m}/to-{f}/init/affine.mat')
+    brain, dseg = 'desc-brain_T1w.nii.gz', 'desc-preproc_dseg.nii.gz'
+    data[(c, m)] = make_pair(load_subject(c, m, a(m, brain), a(m, dseg), a(f, brain), f'{O}/{c}/sub-{m}/to-{f}/init/affine.mat'),
+                             load_subject(c, f, a(f, brain), a(f, dseg), a(f, brain), None))
 def dice(p, u):
     ml = torch.from_numpy(p.moving_labels.astype(np.float32))[None, None]
     w = warp(ml, u, mode='nearest').round().long()[0, 0].numpy()

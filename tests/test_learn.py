@@ -207,3 +207,19 @@ def test_a_bad_checkpoint_of_ones_own_is_refused_at_start_naming_the_file(phanto
                       f"outdir={d / 'out'}", cwd=d)
     out = r.stdout + r.stderr
     assert r.returncode != 0 and str(d / "mine.pt") in out and "not a readable CohortReg model" in out
+
+
+def test_training_pairs_are_every_ordered_pair_of_a_cohort_and_validation_fixes_an_unseen_subject():
+    """A model trained on pairs to one reference learns that fixed image: training uses every pair of
+    training subjects (within a cohort: grids differ across cohorts), and validation's fixed image is
+    a validation subject, never one the model trained on."""
+    from cohortreg.learn.data import Subject, all_pairs, validation_pairs
+
+    sub = lambda c, n: Subject(c, n, torch.zeros(1, 1, 2, 2, 2), np.zeros((2, 2, 2), np.int64))  # noqa: E731
+    train_set = [sub("a", "1"), sub("a", "2"), sub("a", "3"), sub("b", "4"), sub("b", "5")]
+    pairs = all_pairs(train_set)
+    names = sorted(p.name for p in pairs)
+    assert names == sorted(["a/2->1", "a/3->1", "a/1->2", "a/3->2", "a/1->3", "a/2->3", "b/5->4", "b/4->5"])
+    val = validation_pairs([sub("a", "v1"), sub("a", "v2"), sub("b", "v3")], train_set, limit=5)
+    assert [p.name for p in val] == ["a/v2->v1", "a/v1->v2", "b/4->v3", "a/1->v1", "a/1->v2"]
+    assert all(p.name.split("->")[1].startswith("v") for p in validation_pairs([sub("a", "v")], train_set, limit=99))

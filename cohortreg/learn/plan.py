@@ -5,8 +5,10 @@ train it and ``val`` subjects select it, and every method is evaluated among ``t
 only (rules/common.smk). Without it: a seeded share of each cohort (its evaluation reference
 excepted) trains and validates, and those subjects are left out of this model's pairs.
 
-Training pairs go to a training reference per cohort (its first training subject), never to a
-subject the model is evaluated on.
+Each training and validation subject is affinely aligned to a training reference per cohort (its
+first training subject, never a subject the model is evaluated on); the model then trains on every
+ordered pair of training subjects on that grid, and is selected on pairs whose fixed image is a
+validation subject (cohortreg.learn.data).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class TrainingPlan:
     from_split: bool
 
     def pairs(self, which: str = "train") -> list[tuple[str, str, str]]:
-        """(cohort, moving, fixed) training or validation pairs, to the cohort's training reference."""
+        """(cohort, moving, fixed): each training or validation subject to its cohort's training reference,
+        the affines the training data is resampled through."""
         ref = dict(self.reference)
         subjects = self.train if which == "train" else self.val
         return [(c, s, ref[c]) for c, s in subjects if s != ref[c]]

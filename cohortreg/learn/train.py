@@ -226,16 +226,17 @@ def write_curve(history: list[dict[str, Any]], out: Path) -> None:
 
 def train_from_files(settings: dict[str, Any], pairs: list[dict[str, str]], val: list[dict[str, str]],
                      out_dir: str, describe: dict[str, Any]) -> dict[str, Any]:
-    """The training rule's call: pairs and val are dicts of fixed, fixed_labels, moving, moving_labels,
-    affine (and name), as the workflow lays them out."""
-    from .data import load_pair
+    """The training rule's call: pairs and val are the training and validation subjects' rows (cohort,
+    subject, moving, moving_labels, affine to the training reference, reference, fixed, fixed_labels),
+    as rules/learn.smk lays them out. The model trains on every ordered pair of training subjects
+    (cohortreg.learn.data)."""
+    from .data import all_pairs, load_subjects, validation_pairs
 
     s = TrainSettings.from_params(settings)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
-    load = lambda rows: [load_pair(r["name"], r["fixed"], r["fixed_labels"], r["moving"], r["moving_labels"],  # noqa: E731
-                                   r["affine"]) for r in rows]
     t0 = time.perf_counter()
-    train_pairs, val_pairs = load(pairs), load(val)
-    log.info("loaded %d training and %d validation pairs in %.1f s", len(train_pairs), len(val_pairs),
-             time.perf_counter() - t0)
+    train_subjects, val_subjects = load_subjects(pairs, references=True), load_subjects(val, references=False)
+    train_pairs, val_pairs = all_pairs(train_subjects), validation_pairs(val_subjects, train_subjects)
+    log.info("loaded %d training subjects (%d pairs) and %d validation subjects (%d pairs) in %.1f s",
+             len(train_subjects), len(train_pairs), len(val_subjects), len(val_pairs), time.perf_counter() - t0)
     return train(s, train_pairs, val_pairs, out_dir, describe)

@@ -121,8 +121,10 @@ def main() -> int:
     for model_dir in sorted((work / "out" / "models").glob("*")) if models_from is None else []:
         curve = pd.read_csv(model_dir / "training.tsv", sep="\t")
         bench = pd.read_csv(next((work / "out" / "benchmarks" / "train").glob(f"{model_dir.name}.tsv")), sep="\t")
-        training[model_dir.name] = {"steps": int(curve.step.max()), "seconds_per_step": float(curve.seconds.median()),
-                                    "best_val_dice": float(curve.val_dice.max()), "job_s": float(bench.s.iloc[-1]),
+        steps = curve[curve.step > 0]  # step 0: the untrained network's validation (the affine alone)
+        training[model_dir.name] = {"steps": int(curve.step.max()), "seconds_per_step": float(steps.seconds.median()),
+                                    "best_val_dice": float(steps.val_dice.max()),
+                                    "affine_val_dice": float(curve.val_dice[curve.step == 0].max()), "job_s": float(bench.s.iloc[-1]),
                                     "peak_rss_mb": float(bench.max_rss.iloc[-1])}
     commit = bench_commit()
     if models_from is not None:

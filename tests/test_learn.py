@@ -69,7 +69,9 @@ def test_training_lowers_the_loss_writes_a_model_and_resumes_to_the_same_weights
     s = TrainSettings(steps=6, supervision="weak", **TINY)
     doc = train(s, pairs, val, tmp_path / "a", {"train_cohorts": ["lpba40"]})
     curve = np.genfromtxt(tmp_path / "a" / "training.tsv", names=True, delimiter="\t")
-    assert len(curve) == 6 and np.isfinite(curve["val_dice"][1::2]).all()
+    # step 0 is the untrained network (~the affine alone): the curve's baseline, in the model file too
+    assert len(curve) == 7 and curve["step"][0] == 0 and np.isfinite(curve["val_dice"][0::2]).all()
+    assert doc["affine_val_dice"] == pytest.approx(curve["val_dice"][0])
     assert (tmp_path / "a" / "training.png").stat().st_size > 1000
     model = checkpoint.read(tmp_path / "a" / "model.pt")
     assert model["network"] == {"channels": [4, 8], "integration_steps": 4} and model["train_cohorts"] == ["lpba40"]
@@ -84,7 +86,7 @@ def test_training_lowers_the_loss_writes_a_model_and_resumes_to_the_same_weights
     # killed after step 4 (its checkpoint), then resumed: the same weights as the run that was not
     train(TrainSettings(steps=4, supervision="weak", **TINY), pairs, val, tmp_path / "b", {})
     last = checkpoint.read(tmp_path / "b" / "checkpoints" / "last.pt", "checkpoint")
-    assert last["step"] == 4 and "optimizer" in last and len(last["history"]) == 4
+    assert last["step"] == 4 and "optimizer" in last and len(last["history"]) == 5
     train(s, pairs, val, tmp_path / "b", {})
     a, b = (checkpoint.read(tmp_path / d / "checkpoints" / "last.pt") for d in ("a", "b"))
     assert b["step"] == 6 and all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
@@ -190,7 +192,7 @@ def test_a_named_learned_variant_trains_then_registers_test_subjects_only(tmp_pa
     assert set(pairs.moving) == {"02", "03"} and set(pairs.fixed) == {"01"}  # test subjects only, paired
     assert set(pairs.loc[pairs.method == "vxm", "model"]) == {"vxm (ph)"}
     curve = pd.read_csv(tmp_path / "out" / "models" / "vxm" / "training.tsv", sep="\t")
-    assert list(curve.step) == [1, 2, 3]
+    assert list(curve.step) == [0, 1, 2, 3]  # step 0: the untrained network's validation Dice
     model = checkpoint.read(tmp_path / "out" / "models" / "vxm" / "model.pt")
     assert model["train_subjects"] == ["ph/04", "ph/05"] and model["val_subjects"] == ["ph/06"]
     manifest = json.loads((tmp_path / "out" / "ph" / "sub-02" / "to-01" / "vxm" / "transforms.json").read_text())
@@ -223,3 +225,18 @@ def test_training_pairs_are_every_ordered_pair_of_a_cohort_and_validation_fixes_
     val = validation_pairs([sub("a", "v1"), sub("a", "v2"), sub("b", "v3")], train_set, limit=5)
     assert [p.name for p in val] == ["a/v2->v1", "a/v1->v2", "b/4->v3", "a/1->v1", "a/1->v2"]
     assert all(p.name.split("->")[1].startswith("v") for p in validation_pairs([sub("a", "v")], train_set, limit=99))
+
+
+def test_training_subjects_are_cut_to_their_cohorts_brains_on_one_box():
+    from cohortreg.learn.data import Subject, crop_to_brains
+
+    def sub(c, lo, hi):
+        img = torch.zeros(1, 1, 40, 40, 40)
+        img[..., lo:hi, lo:hi, lo:hi] = 1.0
+        return Subject(c, f"{c}{lo}", img, (img[0, 0].numpy() * 3).astype(np.int64), 2.0)
+
+    train_set, val = crop_to_brains([sub("a", 10, 20), sub("a", 12, 25)], [sub("a", 15, 22)], margin_mm=4.0)
+    # the union of the three brains (10..25) plus 2 voxels, the same box for training and validation
+    assert all(tuple(x.image.shape[2:]) == (19, 19, 19) for x in train_set + val)
+    assert float(train_set[0].image[0, 0, 2, 2, 2]) == 1.0 and float(train_set[0].image[0, 0, 1, 1, 1]) == 0.0
+    assert np.array_equal(train_set[1].labels, (train_set[1].image[0, 0].numpy() * 3).astype(np.int64))

@@ -37,6 +37,7 @@ class Subject:
     name: str
     image: torch.Tensor          # [1, 1, D, H, W] on the cohort's training reference grid
     labels: np.ndarray           # [D, H, W] int, on that grid
+    spacing: float = 0.0         # mm, the grid's finest (0: unknown)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -47,12 +48,13 @@ def load_subject(cohort: str, name: str, brain: str, labels: str, reference: str
     """A subject on the reference's grid through its affine to it (None: the reference itself)."""
     img = nib_to_ants(nib.load(brain))
     if affine is None:
-        return Subject(cohort, name, _tensor(img.numpy()), np.asarray(nib.load(labels).dataobj).astype(np.int64))
+        return Subject(cohort, name, _tensor(img.numpy()), np.asarray(nib.load(labels).dataobj).astype(np.int64),
+                       float(min(img.spacing)))
     ants = import_ants()
     ref = nib_to_ants(nib.load(reference))
     m = ants.apply_transforms(ref, img, [affine], interpolator="linear")
     ml = ants.apply_transforms(ref, nib_to_ants(nib.load(labels)), [affine], interpolator="genericLabel")
-    return Subject(cohort, name, _tensor(m.numpy()), np.rint(ml.numpy()).astype(np.int64))
+    return Subject(cohort, name, _tensor(m.numpy()), np.rint(ml.numpy()).astype(np.int64), float(min(ref.spacing)))
 
 
 def load_subjects(rows: list[dict[str, Any]], references: bool) -> list[Subject]:
@@ -66,6 +68,23 @@ def load_subjects(rows: list[dict[str, Any]], references: bool) -> list[Subject]
         out += [load_subject(c, r["reference"], r["fixed"], r["fixed_labels"], r["fixed"], None) for c, r in seen.items()]
     return out + [load_subject(r["cohort"], r["subject"], r["moving"], r["moving_labels"], r["fixed"], r["affine"])
                   for r in rows]
+
+
+def crop_to_brains(train: list[Subject], val: list[Subject], margin_mm: float = 16.0
+                   ) -> tuple[list[Subject], list[Subject]]:
+    """Each cohort's subjects cut to the union of their brains plus ``margin_mm``, the box the learned
+    methods run the network on (registration/learned.py ``crop_margin_mm``). A step on OASIS-TRT's
+    native grid at 2 mm cost 4.9 s against 1.3 s on LPBA40's, mostly background."""
+    from ..torchreg.crop import brain_box
+
+    boxes = {}
+    for c in dict.fromkeys(x.cohort for x in train + val):
+        group = [x for x in train + val if x.cohort == c]
+        spacing = group[0].spacing or 2.0
+        boxes[c] = brain_box(*(x.image for x in group), margin=int(round(margin_mm / spacing)))
+    cut = lambda x: Subject(x.cohort, x.name, x.image[(..., *boxes[x.cohort])].contiguous(),  # noqa: E731
+                            np.ascontiguousarray(x.labels[boxes[x.cohort]]), x.spacing)
+    return [cut(x) for x in train], [cut(x) for x in val]
 
 
 def make_pair(moving: Subject, fixed: Subject) -> Pair:

@@ -162,6 +162,9 @@ def train(settings: TrainSettings, pairs: list[Pair], val: list[Pair], out_dir: 
                                 "history": history, "best": best, "settings": asdict(settings)}, ckpt)
 
     net.train()
+    if step == 0 and val:  # the untrained network's field is ~0: the affine alone, the curve's baseline
+        history.append({"step": 0, "seconds": 0.0, "val_dice": validate(net, val, settings, factor)})
+        log.info("step 0 (affine only): val Dice %.4f", history[-1]["val_dice"])
     t_start = time.perf_counter()
     while step < settings.steps:
         if settings.max_minutes and time.perf_counter() - t_start > 60 * settings.max_minutes:
@@ -191,9 +194,13 @@ def train(settings: TrainSettings, pairs: list[Pair], val: list[Pair], out_dir: 
     if best["state"] is None:  # no validation ran (steps 0 or stopped early): the last weights
         best = {"dice": float("nan"), "step": step, "state": net.state_dict()}
     save_checkpoint()
+    baseline = next((r["val_dice"] for r in history if r["step"] == 0), float("nan"))
+    if np.isfinite(baseline) and np.isfinite(best["dice"]) and best["dice"] <= baseline:
+        log.warning("the kept model (step %d, val Dice %.4f) is no better than the affine alone on the validation "
+                    "pairs (%.4f): train longer, or check the training data", best["step"], best["dice"], baseline)
     doc = {"format": checkpoint.FORMAT, "network": settings.network(), "grid_scale": settings.grid_scale,
            "state_dict": best["state"], "settings": asdict(settings), "best_step": best["step"],
-           "best_val_dice": best["dice"], "steps_done": step, **describe}
+           "best_val_dice": best["dice"], "affine_val_dice": baseline, "steps_done": step, **describe}
     checkpoint.save_atomic(doc, out / "model.pt")
     write_curve(history, out)
     return {k: v for k, v in doc.items() if k != "state_dict"}
@@ -230,13 +237,16 @@ def train_from_files(settings: dict[str, Any], pairs: list[dict[str, str]], val:
     subject, moving, moving_labels, affine to the training reference, reference, fixed, fixed_labels),
     as rules/learn.smk lays them out. The model trains on every ordered pair of training subjects
     (cohortreg.learn.data)."""
-    from .data import all_pairs, load_subjects, validation_pairs
+    from .data import all_pairs, crop_to_brains, load_subjects, validation_pairs
 
     s = TrainSettings.from_params(settings)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     t0 = time.perf_counter()
-    train_subjects, val_subjects = load_subjects(pairs, references=True), load_subjects(val, references=False)
+    full = load_subjects(pairs, references=True), load_subjects(val, references=False)
+    train_subjects, val_subjects = crop_to_brains(*full, margin_mm=float(settings.get("crop_margin_mm", 16.0)))
     train_pairs, val_pairs = all_pairs(train_subjects), validation_pairs(val_subjects, train_subjects)
-    log.info("loaded %d training subjects (%d pairs) and %d validation subjects (%d pairs) in %.1f s",
-             len(train_subjects), len(train_pairs), len(val_subjects), len(val_pairs), time.perf_counter() - t0)
+    grids = {x.cohort: (tuple(f.image.shape[2:]), tuple(x.image.shape[2:])) for f, x in zip(full[0], train_subjects)}
+    log.info("loaded %d training subjects (%d pairs) and %d validation subjects (%d pairs) in %.1f s; each cohort's "
+             "grid cut to its brains: %s", len(train_subjects), len(train_pairs), len(val_subjects), len(val_pairs),
+             time.perf_counter() - t0, ", ".join(f"{c} {a} -> {b}" for c, (a, b) in grids.items()))
     return train(s, train_pairs, val_pairs, out_dir, describe)

@@ -11,10 +11,12 @@ affinely resampled labels, not ANTs' composed transforms), for comparing the cro
 import sys
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cohortreg.io import nib_to_ants
 from cohortreg.learn.data import load_subject, make_pair
 from cohortreg.learn.checkpoint import load_model
 from cohortreg.learn.network import infer, pooling_factor
@@ -29,8 +31,9 @@ data = {}
 for c, m, f in pairs:
     a = lambda s, k: f'{O}/{c}/sub-{s}/anat/sub-{s}_{k}'
     brain, dseg = 'desc-brain_T1w.nii.gz', 'desc-preproc_dseg.nii.gz'
-    data[(c, m)] = make_pair(load_subject(c, m, a(m, brain), a(m, dseg), a(f, brain), f'{O}/{c}/sub-{m}/to-{f}/init/affine.mat'),
-                             load_subject(c, f, a(f, brain), a(f, dseg), a(f, brain), None))
+    ref = nib_to_ants(nib.load(a(f, brain)))
+    data[(c, m)] = make_pair(load_subject(c, m, a(m, brain), a(m, dseg), ref, f'{O}/{c}/sub-{m}/to-{f}/init/affine.mat'),
+                             load_subject(c, f, a(f, brain), a(f, dseg), ref, None))
 def dice(p, u):
     ml = torch.from_numpy(p.moving_labels.astype(np.float32))[None, None]
     w = warp(ml, u, mode='nearest').round().long()[0, 0].numpy()

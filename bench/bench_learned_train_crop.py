@@ -20,15 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit, machine  # noqa: E402
 from bench.bench_learned import SPLITS  # noqa: E402
+from cohortreg.learn.plan import subject_row  # noqa: E402
 from cohortreg.learn.train import train_from_files  # noqa: E402
+from cohortreg.paths import Layout  # noqa: E402
 
 
 def rows(out: Path, cohort: str, subjects: list[str], ref: str) -> list[dict]:
-    a = lambda s, k: str(out / cohort / f"sub-{s}" / "anat" / f"sub-{s}_{k}")  # noqa: E731
-    return [{"name": f"{cohort}/{s}->{ref}", "cohort": cohort, "subject": s, "reference": ref,
-             "fixed": a(ref, "desc-brain_T1w.nii.gz"), "fixed_labels": a(ref, "desc-preproc_dseg.nii.gz"),
-             "moving": a(s, "desc-brain_T1w.nii.gz"), "moving_labels": a(s, "desc-preproc_dseg.nii.gz"),
-             "affine": str(out / cohort / f"sub-{s}" / f"to-{ref}" / "init" / "affine.mat")} for s in subjects if s != ref]
+    return [subject_row(Layout(str(out)), cohort, s, ref) for s in subjects if s != ref]
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ from cohortreg.aggregate import PairResult, write_tables
 from cohortreg.batches import auto_batch_size, backdate_failed, batch_id, chunk
 from cohortreg.paths import Layout
 from cohortreg.provenance import STAGES, fingerprint
-from cohortreg.learn.plan import has_split, plan_training
+from cohortreg.learn.plan import has_split, plan_training, subject_row
 from cohortreg.registration import engine_of, get_method, pair_threads
 from cohortreg.samples import references as sheet_references
 from cohortreg.samples import SheetError, SubjectIndex, design_pairs, missing_files, read_sheet

@@ -38,14 +38,7 @@ for _m, _used in EXCLUDED.items():
 # Training a learned model: each training and validation subject with its affine to the cohort's training
 # reference (the model then trains on every pair of them, cohortreg.learn.data).
 def _training_rows(model, which):
-    plan = TRAINING[model]
-    out = []
-    for c, moving, fixed in plan.pairs(which):
-        fmt = lambda pat, s: pat.format(cohort=c, subject=s)  # noqa: E731
-        out.append({"name": f"{c}/{moving}->{fixed}", "cohort": c, "subject": moving, "reference": fixed, "fixed": fmt(L.brain, fixed), "fixed_labels": fmt(L.preproc_labels, fixed),
-                    "moving": fmt(L.brain, moving), "moving_labels": fmt(L.preproc_labels, moving),
-                    "affine": L.affine.format(cohort=c, moving=moving, fixed=fixed)})
-    return out
+    return [subject_row(L, c, moving, fixed) for c, moving, fixed in TRAINING[model].pairs(which)]
 
 
 def training_pairs(wildcards):

@@ -44,34 +44,33 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
 
 
-def load_subject(cohort: str, name: str, brain: str, labels: str, reference: str, affine: str | None) -> Subject:
-    """A subject on the reference's grid through its affine to it (None: the reference itself)."""
-    img = nib_to_ants(nib.load(brain))
+def load_subject(cohort: str, name: str, brain: str, labels: str, reference: Any, affine: str | None) -> Subject:
+    """A subject on the reference's grid (an ANTs image) through its affine to it; with ``affine`` None
+    the subject is the reference itself, whose image is not read again."""
+    spacing = float(min(reference.spacing))
     if affine is None:
-        return Subject(cohort, name, _tensor(img.numpy()), np.asarray(nib.load(labels).dataobj).astype(np.int64),
-                       float(min(img.spacing)))
+        return Subject(cohort, name, _tensor(reference.numpy()), np.asarray(nib.load(labels).dataobj).astype(np.int64),
+                       spacing)
     ants = import_ants()
-    ref = nib_to_ants(nib.load(reference))
-    m = ants.apply_transforms(ref, img, [affine], interpolator="linear")
-    ml = ants.apply_transforms(ref, nib_to_ants(nib.load(labels)), [affine], interpolator="genericLabel")
-    return Subject(cohort, name, _tensor(m.numpy()), np.rint(ml.numpy()).astype(np.int64), float(min(ref.spacing)))
+    m = ants.apply_transforms(reference, nib_to_ants(nib.load(brain)), [affine], interpolator="linear")
+    ml = ants.apply_transforms(reference, nib_to_ants(nib.load(labels)), [affine], interpolator="genericLabel")
+    return Subject(cohort, name, _tensor(m.numpy()), np.rint(ml.numpy()).astype(np.int64), spacing)
 
 
 def load_subjects(rows: list[dict[str, Any]], references: bool) -> list[Subject]:
-    """The rows' moving subjects (rows as rules/learn.smk lays them out: cohort, moving, fixed = the
-    training reference, affine), and with ``references`` each cohort's reference once, first."""
-    out: list[Subject] = []
-    if references:
-        seen: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            seen.setdefault(r["cohort"], r)
-        out += [load_subject(c, r["reference"], r["fixed"], r["fixed_labels"], r["fixed"], None) for c, r in seen.items()]
-    return out + [load_subject(r["cohort"], r["subject"], r["moving"], r["moving_labels"], r["fixed"], r["affine"])
+    """The rows' subjects (cohortreg.learn.plan.subject_row), and with ``references`` each cohort's reference once, first.
+    Each reference image is read once."""
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        first.setdefault(r["cohort"], r)
+    ref = {c: nib_to_ants(nib.load(r["fixed"])) for c, r in first.items()}
+    out = [load_subject(c, r["reference"], r["fixed"], r["fixed_labels"], ref[c], None)
+           for c, r in first.items()] if references else []
+    return out + [load_subject(r["cohort"], r["subject"], r["moving"], r["moving_labels"], ref[r["cohort"]], r["affine"])
                   for r in rows]
 
 
-def crop_to_brains(train: list[Subject], val: list[Subject], margin_mm: float = 16.0
-                   ) -> tuple[list[Subject], list[Subject]]:
+def crop_to_brains(train: list[Subject], val: list[Subject], margin_mm: float) -> tuple[list[Subject], list[Subject]]:
     """Each cohort's subjects cut to the union of their brains plus ``margin_mm``, the box the learned
     methods run the network on (registration/learned.py ``crop_margin_mm``). A step on OASIS-TRT's
     native grid at 2 mm cost 4.9 s against 1.3 s on LPBA40's, mostly background."""

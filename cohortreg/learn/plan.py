@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..paths import Layout
 from ..samples import SheetError
 
 
@@ -81,3 +82,13 @@ def plan_training(sheet: pd.DataFrame, model: str, params: dict[str, Any], refer
         val += [(c, s) for s in va]
         refs.append((c, tr[0]))
     return TrainingPlan(model, tuple(cohorts), tuple(train), tuple(val), tuple(refs), split)
+
+
+def subject_row(layout: Layout, cohort: str, subject: str, reference: str) -> dict[str, str]:
+    """What training reads of one subject: its brain and labels, its affine to the cohort's training
+    reference, and the reference's brain and labels (the rows rules/learn.smk passes the training job)."""
+    at = lambda pattern, s: pattern.format(cohort=cohort, subject=s)  # noqa: E731
+    return {"cohort": cohort, "subject": subject, "reference": reference,
+            "moving": at(layout.brain, subject), "moving_labels": at(layout.preproc_labels, subject),
+            "fixed": at(layout.brain, reference), "fixed_labels": at(layout.preproc_labels, reference),
+            "affine": layout.affine.format(cohort=cohort, moving=subject, fixed=reference)}

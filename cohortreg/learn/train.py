@@ -49,6 +49,7 @@ class TrainSettings:
     grid_scale: int = 2                 # the network works at 1/grid_scale of the working grid
     integration_steps: int = 7
     max_minutes: float = 0.0            # 0: no wall-time limit
+    crop_margin_mm: float = 16.0        # the data is cut to the brains plus this (the learned methods' box)
     device: str = "cpu"
 
     @classmethod
@@ -233,9 +234,8 @@ def write_curve(history: list[dict[str, Any]], out: Path) -> None:
 
 def train_from_files(settings: dict[str, Any], pairs: list[dict[str, str]], val: list[dict[str, str]],
                      out_dir: str, describe: dict[str, Any]) -> dict[str, Any]:
-    """The training rule's call: pairs and val are the training and validation subjects' rows (cohort,
-    subject, moving, moving_labels, affine to the training reference, reference, fixed, fixed_labels),
-    as rules/learn.smk lays them out. The model trains on every ordered pair of training subjects
+    """The training rule's call: pairs and val are the training and validation subjects' rows
+    (cohortreg.learn.plan.subject_row). The model trains on every ordered pair of training subjects
     (cohortreg.learn.data)."""
     from .data import all_pairs, crop_to_brains, load_subjects, validation_pairs
 
@@ -243,7 +243,7 @@ def train_from_files(settings: dict[str, Any], pairs: list[dict[str, str]], val:
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     t0 = time.perf_counter()
     full = load_subjects(pairs, references=True), load_subjects(val, references=False)
-    train_subjects, val_subjects = crop_to_brains(*full, margin_mm=float(settings.get("crop_margin_mm", 16.0)))
+    train_subjects, val_subjects = crop_to_brains(*full, margin_mm=s.crop_margin_mm)
     train_pairs, val_pairs = all_pairs(train_subjects), validation_pairs(val_subjects, train_subjects)
     grids = {x.cohort: (tuple(f.image.shape[2:]), tuple(x.image.shape[2:])) for f, x in zip(full[0], train_subjects)}
     log.info("loaded %d training subjects (%d pairs) and %d validation subjects (%d pairs) in %.1f s; each cohort's "

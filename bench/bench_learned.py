@@ -47,9 +47,14 @@ def write_sheet(path: Path) -> Path:
 
 
 def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int], models_from: Path | None = None,
-           batch_size: int = 1, schedules: list[list[int]] | None = None, train_cohorts: list[str] | None = None) -> dict:
+           batch_size: int = 1, schedules: list[list[int]] | None = None, train_cohorts: list[str] | None = None,
+           torch_schedules: list[list[int]] | None = None) -> dict:
     methods = list(classical)
     params: dict = {"ants": {"preset": "default"}, "torch": {"preset": "default", "device": "cpu"}}
+    for sched in torch_schedules or []:  # torch from zero on an IO schedule's budget: what the network buys
+        name = f"torch_{'_'.join(str(i) for i in sched)}"
+        params[name] = {"engine": "torch", "device": "cpu", "iterations": list(sched)}
+        methods.append(name)
     for cohort in train_cohorts or list(SPLITS):
         for sup in ("unsupervised", "weak"):
             name = f"vxm_{SHORT[cohort]}_{'weak' if sup == 'weak' else 'unsup'}"
@@ -69,6 +74,11 @@ def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int]
         params[name] = {"engine": "learned_io", "model": sweep_model, "device": "cpu",
                         "iterations": [n, max(n // 2, 0), max(n // 4, 0)]}
         methods.append(name)
+    # the IO of earlier releases on the sweep's model: the plain greedy scheme from the prediction, which
+    # smooths the prediction away through its levels (residual: false), on learned_io's old default
+    params[f"{sweep_model}_io_plain"] = {"engine": "learned_io", "model": sweep_model, "device": "cpu",
+                                         "residual": False, "iterations": [50, 25, 12]}
+    methods.append(f"{sweep_model}_io_plain")
     return {"samples": str(write_sheet(work / "samples.tsv")), "outdir": str(work / "out"), "methods": methods,
             "method_params": params, "preprocess": {"spacing": 2.0}, "batch_size": batch_size}
 
@@ -90,6 +100,8 @@ def main() -> int:
     ap.add_argument("--io-sweep", type=int, nargs="*", default=[0, 10, 25, 50, 100])
     ap.add_argument("--schedules", nargs="*", default=[], metavar="A,B,C",
                     help="learned_io iterations on the 4/2/1 levels, each run on every model (named {model}_io_A_B_C)")
+    ap.add_argument("--torch-schedules", nargs="*", default=["50,25,12", "25,12,6"], metavar="A,B,C",
+                    help="torch from zero on these schedules (the budgets of IO schedules), beside torch's default")
     ap.add_argument("--tag", default="", help="suffix of the result name")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=1, help="config batch_size (10: one job per method and cohort)")
@@ -107,7 +119,7 @@ def main() -> int:
     models_from = args.models_from.resolve() if args.models_from else None
     schedules = [[int(i) for i in s.split(",")] for s in args.schedules]
     cfg = config(work, args.minutes, args.classical.split(","), args.io_sweep, models_from, args.batch_size, schedules,
-                 args.train_cohorts)
+                 args.train_cohorts, [[int(i) for i in s.split(",")] for s in args.torch_schedules])
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.time()
     r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(args.cores),

@@ -90,7 +90,7 @@ class LearnedIO(Learned):
             u0, v0 = self.predict(fb, mb)
             if not any(int(i) for i in self.params["iterations"]):
                 return u0, v0
-            return self._refine(fb, mb, init=u0)
+            return self._refine(fb, mb, init=u0, residual=bool(self.params.get("residual", False)))
 
         u, v = self._on_box(f, m, fixed.spacing, solve)
         return self._write(u, v, fixed, affine, outdir, dev, **self._describe())

@@ -126,12 +126,12 @@ class TorchGreedy(RegistrationMethod):
         full = tuple(f.shape[2:])
         return uncrop(u, box, full), uncrop(v, box, full)
 
-    def _refine(self, f: Any, m: Any, init: Any = None) -> tuple[Any, Any]:
-        """The greedy schedule on these images (from ``init``, a starting field, or zero): forward and
-        inverse displacement."""
+    def _refine(self, f: Any, m: Any, init: Any = None, residual: bool = False) -> tuple[Any, Any]:
+        """The greedy schedule on these images (from ``init``, a starting field, or zero; ``residual``:
+        init kept and a correction optimised, see register_greedy): forward and inverse displacement."""
         from ..torchreg.greedy import register_greedy
 
-        u = register_greedy(f, m, self._settings(), init=init)
+        u = register_greedy(f, m, self._settings(), init=init, residual=residual)
         return u, invert_displacement(u)
 
     def _optimise(self, f: Any, m: Any, spacing: tuple[float, ...]) -> tuple[Any, Any]:

@@ -88,22 +88,32 @@ class Adam:
 
 
 def register_greedy(fixed: torch.Tensor, moving: torch.Tensor, settings: GreedySettings = GreedySettings(),
-                    init: torch.Tensor | None = None) -> torch.Tensor:
+                    init: torch.Tensor | None = None, residual: bool = False) -> torch.Tensor:
     """Displacement u [N, 3, D, H, W] (voxels of the fixed grid) such that moving(x + u(x)) ~ fixed(x).
 
     fixed, moving: [N, 1, D, H, W] on the same grid (moving already affinely aligned).
+    init: a starting field on the fixed grid. By default it is the first level's field, optimised
+    and smoothed (``warp_sigma``) like any other, so every step smooths it too and its fine detail
+    is lost through the coarse levels. ``residual``: u = init + du, where only the correction du is
+    optimised and smoothed and init is kept at full resolution (instance optimisation of a learned
+    prediction: the prediction is the prior, the optimiser adds what it missed). A level with 0
+    iterations is skipped: it neither resamples nor smooths the field.
     """
-    u = init
+    base = init if residual else None
+    u = None if residual else init
     for scale, iters in zip(settings.scales, settings.iterations):
+        if int(iters) <= 0:
+            continue
         f, m = downsample(fixed, scale), downsample(moving, scale)
         shape = tuple(f.shape[2:])
         u = torch.zeros((f.shape[0], 3, *shape), device=f.device, dtype=f.dtype) if u is None else resize_field(u, shape)
         u = u.detach().requires_grad_(settings.smooth_weight > 0)
+        prior = None if base is None else resize_field(base, shape)
         opt = Adam(u, lr=settings.lr)
         sim = similarity_gradient(settings, f)
         for _ in range(iters):
             with torch.no_grad():
-                moved = warp(m, u)
+                moved = warp(m, u if prior is None else prior + u)
                 _, d_image = sim(moved)
                 grad = torch.empty_like(u)
                 for axis in range(3):  # one image-sized temporary at a time (1 mm fields are big)
@@ -116,6 +126,10 @@ def register_greedy(fixed: torch.Tensor, moving: torch.Tensor, settings: GreedyS
                 opt.step(smooth(grad, settings.grad_sigma))
                 smooth(u, settings.warp_sigma, out=u)
         u = u.detach()
-    if u.shape[2:] != fixed.shape[2:]:
-        u = resize_field(u, tuple(fixed.shape[2:]))
-    return u
+    full = tuple(fixed.shape[2:])
+    if u is None:  # no level ran
+        return (torch.zeros((fixed.shape[0], 3, *full), device=fixed.device, dtype=fixed.dtype)
+                if init is None else init.clone())
+    if u.shape[2:] != full:
+        u = resize_field(u, full)
+    return u if base is None else base + u

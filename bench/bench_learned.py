@@ -14,6 +14,8 @@ Then ``learned_io`` Dice against its number of IO iterations on one model.
         # (each method's ``checkpoint:``, no training): bench/results/learned_2mm_inference.json
     python bench/bench_learned.py --models-from OUT/models --classical affine,torch --io-sweep \\
         --schedules 50,25,12 0,25,6 --batch-size 10 --tag schedules   # IO schedules on every model
+    python bench/bench_learned.py --minutes 12 --classical affine,torch --batch-size 10 \
+        --residual-schedules 0,12,6 0,25,6 --tag cropped   # + residual IO on every model
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def write_sheet(path: Path) -> Path:
 
 def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int], models_from: Path | None = None,
            batch_size: int = 1, schedules: list[list[int]] | None = None, train_cohorts: list[str] | None = None,
-           torch_schedules: list[list[int]] | None = None) -> dict:
+           torch_schedules: list[list[int]] | None = None, residual_schedules: list[list[int]] | None = None) -> dict:
     methods = list(classical)
     params: dict = {"ants": {"preset": "default"}, "torch": {"preset": "default", "device": "cpu"}}
     for sched in torch_schedules or []:  # torch from zero on an IO schedule's budget: what the network buys
@@ -67,6 +69,11 @@ def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int]
             for sched in schedules or []:  # IO iterations on the 4/2/1 levels, on every model
                 variant = f"{name}_io_{'_'.join(str(i) for i in sched)}"
                 params[variant] = {"engine": "learned_io", "model": name, "device": "cpu", "iterations": list(sched)}
+                methods.append(variant)
+            for sched in residual_schedules or []:  # residual IO: the prediction kept, a correction optimised
+                variant = f"{name}_io_res_{'_'.join(str(i) for i in sched)}"
+                params[variant] = {"engine": "learned_io", "model": name, "device": "cpu", "residual": True,
+                                   "iterations": list(sched)}
                 methods.append(variant)
     sweep_model = "vxm_lpba_weak" if "lpba40" in (train_cohorts or SPLITS) else f"vxm_{SHORT[train_cohorts[0]]}_weak"
     for n in io_sweep:  # IO iterations [n, n/2, n/4] on the 4/2/1 levels: 100 is torch's default, 50 learned_io's
@@ -102,6 +109,8 @@ def main() -> int:
                     help="learned_io iterations on the 4/2/1 levels, each run on every model (named {model}_io_A_B_C)")
     ap.add_argument("--torch-schedules", nargs="*", default=["50,25,12", "25,12,6"], metavar="A,B,C",
                     help="torch from zero on these schedules (the budgets of IO schedules), beside torch's default")
+    ap.add_argument("--residual-schedules", nargs="*", default=[], metavar="A,B,C",
+                    help="learned_io with residual: true on these schedules, on every model ({model}_io_res_A_B_C)")
     ap.add_argument("--tag", default="", help="suffix of the result name")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=1, help="config batch_size (10: one job per method and cohort)")
@@ -117,9 +126,10 @@ def main() -> int:
     work = ROOT / "bench" / "work" / tag
     work.mkdir(parents=True, exist_ok=True)
     models_from = args.models_from.resolve() if args.models_from else None
-    schedules = [[int(i) for i in s.split(",")] for s in args.schedules]
-    cfg = config(work, args.minutes, args.classical.split(","), args.io_sweep, models_from, args.batch_size, schedules,
-                 args.train_cohorts, [[int(i) for i in s.split(",")] for s in args.torch_schedules])
+    def parse(specs: list[str]) -> list[list[int]]:
+        return [[int(i) for i in s.split(",")] for s in specs]
+    cfg = config(work, args.minutes, args.classical.split(","), args.io_sweep, models_from, args.batch_size,
+                 parse(args.schedules), args.train_cohorts, parse(args.torch_schedules), parse(args.residual_schedules))
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.time()
     r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(args.cores),

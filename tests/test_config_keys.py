@@ -83,3 +83,35 @@ def test_the_conda_env_pins_what_pyproject_allows():
         v = pins[name]
         assert req.specifier.contains(Version(v + ".0" if v.count(".") == 0 else v), prereleases=True), \
             f"envs/cohortreg.yaml pins {name}={v}, which pyproject.toml's {spec!r} refuses"
+
+
+def test_every_option_a_method_reads_is_one_the_schema_accepts():
+    """The reverse of the first test: an option the code reads but the schema lacks is refused at
+    validation (learned_io's ``residual`` was, though config.yaml offered it)."""
+    import jsonschema
+
+    from cohortreg.registration.torch_greedy import TorchGreedy
+
+    schema = yaml.safe_load((ROOT / "config" / "schemas" / "config.schema.yaml").read_text())
+    defaults = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    samples = {**TorchGreedy.presets["default"], "device": "cpu", "seed": 1, "crop_margin_mm": 4, "residual": True,
+               "stack": 2}
+
+    def read(module: str) -> set[str]:
+        code = (ROOT / "cohortreg" / "registration" / module).read_text()
+        return set(re.findall(r'\b(?:params|p)(?:\.get\(|\[)"([a-z_]+)"', code)) - {"model_file"}  # the workflow's own
+
+    greedy = read("torch_greedy.py")
+    # learned_io is the torch engine's optimiser after the prediction: it reads both modules' options
+    # (stack: a batch job's GPU stack of the torch engine; the learned methods set their own)
+    for engine, keys in {"torch": greedy, "learned_io": (greedy - {"stack"}) | read("learned.py")}.items():
+        assert {"iterations", "lr"} <= keys
+        for key in sorted(keys):
+            assert key in samples, f"{engine} reads {key!r}: give it a sample value here"
+            extra = {"vxm": {"engine": "learned"}} if engine == "learned_io" else {}
+            method = {"engine": engine, key: samples[key], **({"model": "vxm"} if extra else {})}
+            cfg = {**defaults, "samples": "s.tsv", "outdir": "out", "method_params": {"m": method, **extra}}
+            try:
+                jsonschema.validate(cfg, schema)
+            except jsonschema.ValidationError as exc:
+                raise AssertionError(f"{engine} reads {key!r}, which the schema refuses: {exc.message}") from None

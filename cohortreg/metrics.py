@@ -52,21 +52,12 @@ def _box(coords_lo: np.ndarray, coords_hi: np.ndarray, shape: tuple[int, ...]) -
 def _hd95_cropped(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float) -> float:
     """a, b: non-empty masks already cropped to their union's box (every surface voxel inside it, so the
     distance transforms are those of the whole grid)."""
-    d_ab, d_ba = _surface_distances(_surface(a), _surface(b), spacing)
+    from scipy import ndimage  # imported where used, as in _surface
+
+    sa, sb = _surface(a), _surface(b)
+    d_ab = ndimage.distance_transform_edt(~sb, sampling=spacing)[sa]
+    d_ba = ndimage.distance_transform_edt(~sa, sampling=spacing)[sb]
     return float(max(np.percentile(d_ab, percentile), np.percentile(d_ba, percentile)))
-
-
-def _surface_distances(sa: np.ndarray, sb: np.ndarray, spacing: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Each surface voxel's distance (mm) to the nearest voxel of the other surface, both ways.
-
-    A k-d tree of the surface points gives the exact Euclidean nearest distance, as the distance
-    transform of the other surface's complement did, but touches only the surfaces, not every voxel of
-    the box twice: the two transforms were 0.3 of a 2 mm pair's 0.9 s of metrics (56 labels).
-    """
-    from scipy.spatial import cKDTree  # imported where used, as in _surface
-
-    pa, pb = np.argwhere(sa) * np.asarray(spacing), np.argwhere(sb) * np.asarray(spacing)
-    return cKDTree(pb).query(pa, k=1)[0], cKDTree(pa).query(pb, k=1)[0]
 
 
 def hd95_label(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0) -> float:

@@ -14,7 +14,7 @@ Then ``learned_io`` Dice against its number of IO iterations on one model.
         # (each method's ``checkpoint:``, no training): bench/results/learned_2mm_inference.json
     python bench/bench_learned.py --models-from OUT/models --classical affine,torch --io-sweep \\
         --schedules 50,25,12 0,25,6 --batch-size 10 --tag schedules   # IO schedules on every model
-    python bench/bench_learned.py --minutes 12 --classical affine,torch --batch-size 10 \
+    python bench/bench_learned.py --minutes 12 --classical affine,torch --batch-size 10 \\
         --residual-schedules 0,12,6 0,25,6 --tag cropped   # + residual IO on every model
 """
 
@@ -66,15 +66,13 @@ def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int]
                 params[name]["checkpoint"] = str(models_from / name / "model.pt")
             params[name + "_io"] = {"engine": "learned_io", "model": name, "device": "cpu"}
             methods += [name, name + "_io"]
-            for sched in schedules or []:  # IO iterations on the 4/2/1 levels, on every model
-                variant = f"{name}_io_{'_'.join(str(i) for i in sched)}"
-                params[variant] = {"engine": "learned_io", "model": name, "device": "cpu", "iterations": list(sched)}
-                methods.append(variant)
-            for sched in residual_schedules or []:  # residual IO: the prediction kept, a correction optimised
-                variant = f"{name}_io_res_{'_'.join(str(i) for i in sched)}"
-                params[variant] = {"engine": "learned_io", "model": name, "device": "cpu", "residual": True,
-                                   "iterations": list(sched)}
-                methods.append(variant)
+            # IO iterations on the 4/2/1 levels, on every model; residual: the prediction kept, a correction optimised
+            for prefix, extra, scheds in (("io", {}, schedules), ("io_res", {"residual": True}, residual_schedules)):
+                for sched in scheds or []:
+                    variant = f"{name}_{prefix}_{'_'.join(str(i) for i in sched)}"
+                    params[variant] = {"engine": "learned_io", "model": name, "device": "cpu", **extra,
+                                       "iterations": list(sched)}
+                    methods.append(variant)
     sweep_model = "vxm_lpba_weak" if "lpba40" in (train_cohorts or SPLITS) else f"vxm_{SHORT[train_cohorts[0]]}_weak"
     for n in io_sweep:  # IO iterations [n, n/2, n/4] on the 4/2/1 levels: 100 is torch's default, 50 learned_io's
         name = f"{sweep_model}_io{n}"

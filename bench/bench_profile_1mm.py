@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available  # noqa: E402
+from cohortreg.datasets import SHARED_DATA, available, subject_files  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -36,9 +36,8 @@ def preprocessed_lpba(work: Path, spacing: float, subjects: tuple[str, ...] = ("
 
     out_imgs = {}
     for sid in subjects:
-        d = SHARED_DATA / "lpba40" / f"sub-{sid}"
         out = [str(work / f"{sid}_{k}") for k in ("t1.nii.gz", "labels.nii.gz", "raw.json")]
-        preprocess_files(sid, str(d / "t1w_brain.nii.gz"), str(d / "labels_lpba56.nii.gz"),
+        preprocess_files(sid, *(str(p) for p in subject_files("lpba40", sid)),
                          {"reorient": True, "n4": False, "spacing": spacing, "lower_percentile": 0.5,
                           "upper_percentile": 99.5}, *out)
         out_imgs[sid] = (nib_to_ants(nib.load(out[0])), nib_to_ants(nib.load(out[1])))

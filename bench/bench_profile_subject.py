@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import COHORTS, SHARED_DATA, available  # noqa: E402
+from cohortreg.datasets import COHORTS, SHARED_DATA, available, subject_files  # noqa: E402
 
 
 def profiled(call: Callable[[], Any], top: int = 12) -> dict[str, Any]:
@@ -60,19 +60,18 @@ def main() -> int:
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     pre, strip, qc = cfg["preprocess"], {**cfg["skullstrip"], "method": "none"}, cfg.get("qc", {})
     pct = (pre["lower_percentile"], pre["upper_percentile"])
-    folder, ids, lab = COHORTS[args.cohort]
+    ids = COHORTS[args.cohort][1]
     fixed_id, moving_id = ids[0], args.moving or ids[1]
     stages: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         for sid in (fixed_id, moving_id):
-            d = SHARED_DATA / folder / f"sub-{sid}"
+            raw_t1, raw_labels = (str(p) for p in subject_files(args.cohort, sid))
             t1, labels, js = str(out / f"{sid}_t1.nii.gz"), str(out / f"{sid}_labels.nii.gz"), str(out / f"{sid}.json")
-            stages[f"preprocess {sid}"] = profiled(lambda: preprocess_files(sid, str(d / "t1w_brain.nii.gz"),
-                                                                          str(d / lab), pre, t1, labels, js))
+            stages[f"preprocess {sid}"] = profiled(lambda: preprocess_files(sid, raw_t1, raw_labels, pre, t1, labels, js))
             brain, mask, verdict = (str(out / f"{sid}_{k}") for k in ("brain.nii.gz", "mask.nii.gz", "qc.json"))
-            stages[f"skullstrip {sid}"] = profiled(lambda: skullstrip_files(sid, t1, strip, str(d / "t1w_brain.nii.gz"),
-                                                                          "", brain, mask, pct, js, qc, verdict))
+            stages[f"skullstrip {sid}"] = profiled(lambda: skullstrip_files(sid, t1, strip, raw_t1, "", brain, mask, pct,
+                                                                          js, qc, verdict))
         mat = str(out / "affine.mat")
         stages[f"affine {moving_id} to {fixed_id}"] = profiled(lambda: affine_files(
             str(out / f"{fixed_id}_brain.nii.gz"), str(out / f"{moving_id}_brain.nii.gz"), cfg["affine"], mat))

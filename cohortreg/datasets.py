@@ -22,16 +22,23 @@ def available(root: Path = SHARED_DATA) -> bool:
     return (root / "lpba40").is_dir() and (root / "oasis-trt-20").is_dir()
 
 
+def subject_files(cohort: str, subject: str, root: Path = SHARED_DATA) -> tuple[Path, Path]:
+    """(T1 brain, label map) of one subject of a named cohort in the shared layout."""
+    folder, _ids, lab = COHORTS[cohort]
+    d = root / folder / f"sub-{subject}"
+    return d / "t1w_brain.nii.gz", d / lab
+
+
 def write_sheet(path: str | Path, cohorts: dict[str, int | list[str]], root: Path = SHARED_DATA,
                 split: Callable[[str, str], str] | None = None) -> Path:
     """A sheet with the first n subjects of each named cohort (the first one is the reference), or
     the listed subject ids; with ``split``, a split column of split(cohort, subject)."""
     rows = ["cohort\tsubject\tt1\tlabels" + ("\tsplit" if split else "")]
     for cohort, n in cohorts.items():
-        folder, ids, lab = COHORTS[cohort]
+        ids = COHORTS[cohort][1]
         for sid in (ids[:n] if isinstance(n, int) else n):
-            d = root / folder / f"sub-{sid}"
-            rows.append(f"{cohort}\t{sid}\t{d / 't1w_brain.nii.gz'}\t{d / lab}" + (f"\t{split(cohort, sid)}" if split else ""))
+            t1, labels = subject_files(cohort, sid, root)
+            rows.append(f"{cohort}\t{sid}\t{t1}\t{labels}" + (f"\t{split(cohort, sid)}" if split else ""))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(rows) + "\n")

@@ -115,3 +115,17 @@ def test_every_option_a_method_reads_is_one_the_schema_accepts():
                 jsonschema.validate(cfg, schema)
             except jsonschema.ValidationError as exc:
                 raise AssertionError(f"{engine} reads {key!r}, which the schema refuses: {exc.message}") from None
+
+
+def test_the_torch_affine_library_defaults_are_the_workflows():
+    """AffineTorchSettings() is what a bench or a library user gets without settings; it must be what
+    the workflow runs (its loss was mi while config.yaml's, the benched choice, is ncc)."""
+    from dataclasses import asdict
+
+    from cohortreg.torchreg.affine import AffineTorchSettings
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["affine"]["torch"]
+    library = asdict(AffineTorchSettings())
+    for key, value in config.items():
+        got = list(library[key]) if isinstance(library[key], tuple) else library[key]
+        assert got == value, f"affine.torch.{key}: config.yaml {value!r}, AffineTorchSettings {got!r}"

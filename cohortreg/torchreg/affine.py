@@ -32,11 +32,11 @@ from .similarity import LOSSES
 @dataclass(frozen=True)
 class AffineTorchSettings:
     scales: tuple[int, ...] = (4, 2)          # pyramid levels (downsampling factors), coarse to fine
-    rigid_iterations: tuple[int, ...] = (100, 50)
+    rigid_iterations: tuple[int, ...] = (100, 0)   # the coarse level only (bench/results/affine_steps_2mm_fine.json)
     iterations: tuple[int, ...] = (100, 50)   # the 12-parameter stage
     lr: float = 0.01                          # Adam step; rotations in radians, translations in units of `scale_mm`
     scale_mm: float = 10.0                    # translations are optimised in cm: all parameters near unit size
-    loss: str = "mi"                          # mi | lncc | mse (chosen in bench/results/affine_torch_*.json)
+    loss: str = "ncc"                         # ncc | mi | lncc | mse; config.yaml's (tests/test_config_keys.py)
     window: int = 5                           # lncc window (voxels of the level)
     scales_mm: float | None = 2.0             # scales downsample a grid of this spacing: a finer working grid
                                               # gets the same physical levels (1 mm: 8, 4), as ANTs' affine

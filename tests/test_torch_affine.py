@@ -92,3 +92,16 @@ def test_a_1mm_grid_is_estimated_at_the_2mm_runs_physical_levels():
             box = (Geometry.of(f).to_physical() @ np.c_[corners, np.ones(8)].T)[:3].T
     y = {s: (box - c) @ a.T + c + t for s, (a, t, c) in maps.items()}
     assert np.linalg.norm(y[1.0] - y[2.0], axis=1).max() < 0.5
+
+
+@pytest.mark.parametrize("loss", ["ncc", "lncc", "mse", "mi"])
+def test_every_loss_the_config_offers_registers_a_shifted_phantom(loss):
+    """affine.torch.loss: ncc | mi | lncc | mse. lncc's box filters could not be differentiated
+    (in-place sums written for the deformable engine), so `loss: lncc` crashed every affine job."""
+    fixed = phantom_ants()
+    moving = ants.apply_transforms(fixed, fixed, [write_ants_affine(np.eye(3), np.array([-4.0, 3.0, -2.0]), np.zeros(3),
+                                                                    "/tmp/_cohortreg_shift.mat")])
+    s = AffineTorchSettings(loss=loss, scales=(2,), rigid_iterations=(60,), iterations=(0,), lr=0.02)
+    found, shift, centre = register_affine(as_t(fixed), as_t(moving), Geometry.of(fixed), Geometry.of(moving), s)
+    x = centre[0]  # where the found map sends the centre of mass, against the known 4, -3, 2 mm shift
+    assert np.linalg.norm(found[0] @ (x - centre[0]) + centre[0] + shift[0] - (x + np.array([4.0, -3.0, 2.0]))) < 1.0

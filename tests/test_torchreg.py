@@ -36,6 +36,23 @@ def test_lncc_matches_slow_reference():
     assert lncc(torch.tensor(f)[None, None], torch.tensor(f)[None, None], window=3).item() < -0.99
 
 
+def test_local_ncc_gradient_is_autograds_and_the_stacked_path_is_bitwise_the_same(monkeypatch):
+    """LocalNCC's closed-form gradient against autograd of lncc, and its two code paths (box
+    filters one at a time, or stacked on a small level) against each other, exactly."""
+    import cohortreg.torchreg.similarity as sim
+
+    g = torch.Generator().manual_seed(0)
+    f, m = torch.rand(1, 1, 12, 13, 14, generator=g), torch.rand(1, 1, 12, 13, 14, generator=g)
+    stacked = sim.LocalNCC(f, 5)(m)
+    monkeypatch.setattr(sim, "_BLOCK_BYTES", 0)  # force the one-at-a-time path
+    single = sim.LocalNCC(f, 5)(m)
+    assert torch.equal(stacked[0], single[0]) and torch.equal(stacked[1], single[1])
+    mg = m.clone().double().requires_grad_(True)
+    (ref,) = torch.autograd.grad(lncc(f.double(), mg, window=5), mg)
+    assert torch.allclose(single[1].double(), ref, rtol=1e-3, atol=1e-7)
+    assert abs(single[0].item() - lncc(f, m, window=5).item()) < 1e-5
+
+
 def test_box_filter_is_a_zero_padded_mean():
     x = torch.randn(1, 2, 9, 10, 11, dtype=torch.float64)
     ref = torch.nn.functional.avg_pool3d(torch.nn.functional.pad(x, (2,) * 6), 5, stride=1)

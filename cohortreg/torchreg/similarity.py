@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .fields import separable_filter
+from .fields import _BLOCK_BYTES, separable_filter
 
 
 def box_filter(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -56,8 +56,11 @@ class LocalNCC:
         """(loss, d loss / d moving) for the negative mean LNCC.
 
         Written as a chain of in-place steps, one box filter at a time, so that no more than
-        about six image-sized buffers live at once (the 1 mm peak memory).
+        about six image-sized buffers live at once (the 1 mm peak memory). Where four images fit
+        one cache slab (the coarse levels), the box filters run as two stacked calls instead.
         """
+        if 4 * moving.numel() * moving.element_size() <= _BLOCK_BYTES:
+            return self._stacked(moving)
         n, f, w = self.n, self.fixed, self.window
         mu_m = box_filter(moving, w)
         denom = box_filter(moving * moving, w).sub_(mu_m * mu_m).clamp_min_(0).mul_(n)  # var_m
@@ -74,6 +77,23 @@ class LocalNCC:
         del a
         grad.sub_(box_filter(b, w).mul_(moving))
         grad.add_(box_filter(b.mul_(mu_m), w))
+        return loss, grad.mul_(-n / moving[0].numel())
+
+    def _stacked(self, moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same arithmetic with the seven box filters as two calls on stacked channels (each
+        channel is filtered by the same element-wise sums: bitwise the same result). On a small
+        level the per-call cost of the slab loop dominates: a 2 mm pair's 1/4 level iteration
+        fell from 2.4 to 0.9 ms, its 1/2 level's from 3.7 to 2.6 ms (tests/test_torchreg.py)."""
+        n, f, w, c = self.n, self.fixed, self.window, moving.shape[1]
+        mu_m, denom, cross = box_filter(torch.cat([moving, moving * moving, f * moving], dim=1), w).split(c, dim=1)
+        denom.sub_(mu_m * mu_m).clamp_min_(0).mul_(n).mul_(self.var_f).add_(self.eps)
+        cross.sub_(self.mu_f * mu_m).mul_(n)
+        a = (2.0 * cross).div_(denom)
+        cc = cross.mul_(a).mul_(0.5)
+        loss = -cc.mean()
+        b = cc.mul_(self.var_f).div_(denom).mul_(2.0)
+        box_a, box_a_mu_f, box_b, box_b_mu_m = box_filter(torch.cat([a, a * self.mu_f, b, b * mu_m], dim=1), w).split(c, dim=1)
+        grad = box_a.mul_(f).sub_(box_a_mu_f).sub_(box_b.mul_(moving)).add_(box_b_mu_m)
         return loss, grad.mul_(-n / moving[0].numel())
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +27,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.bench_affine_torch import run as run_workflow  # noqa: E402
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
 from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from cohortreg.paths import Layout  # noqa: E402
 
 # name -> torch affine settings on top of config.yaml's (scales [4, 2]: 8 mm and 4 mm levels)
 SCHEDULES = {
@@ -43,11 +43,8 @@ SCHEDULES = {
     "r[50,0] a[50,25]": {"rigid_iterations": [50, 0], "iterations": [50, 25]},
     "r[100] a[100] (8 mm only)": {"scales": [4], "rigid_iterations": [100], "iterations": [100]},
 }
+DEFAULT = next(iter(SCHEDULES))
 COHORTS = {"lpba40": 11, "oasis": 12}
-
-
-def anat(out: Path, cohort: str, sid: str, kind: str) -> Path:
-    return out / cohort / f"sub-{sid}" / "anat" / f"sub-{sid}_desc-{kind}.nii.gz"
 
 
 def main() -> int:
@@ -55,7 +52,7 @@ def main() -> int:
     ap.add_argument("--schedules", nargs="*", default=list(SCHEDULES), help="names of SCHEDULES (the default always runs)")
     ap.add_argument("--tag", default="", help="suffix of the result name")
     args = ap.parse_args()
-    schedules = {k: v for k, v in SCHEDULES.items() if k == next(iter(SCHEDULES)) or k in args.schedules}
+    schedules = {k: v for k, v in SCHEDULES.items() if k == DEFAULT or k in args.schedules}
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
@@ -74,17 +71,9 @@ def main() -> int:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     sheet = write_sheet(work / "samples.tsv", COHORTS)
-    out = work / "out"
-    t0 = time.time()
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2",
-                        "--config", f"samples={sheet}", f"outdir={out}", "methods=[affine]"], cwd=work,
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    (work / "workflow.log").write_text(r.stdout + r.stderr)
-    if r.returncode:
-        print(r.stderr[-3000:], file=sys.stderr)
-        return 1
-    print(f"workflow (preprocessing and the default affine): {time.time() - t0:.1f} s", flush=True)
-    workflow = pd.read_csv(out / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})
+    workflow, wall = run_workflow(work, "torch", sheet)  # the README command, methods [affine], 2 mm
+    print(f"workflow (preprocessing and the default affine): {wall:.1f} s", flush=True)
+    layout = Layout(str(work / "torch"))
     base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["affine"]["torch"]
 
     keep_freed_memory()  # as every workflow job does
@@ -92,7 +81,8 @@ def main() -> int:
     sheet_df = pd.read_csv(sheet, sep="\t", dtype=str)
     images = {}
     for cohort, sid in zip(sheet_df.cohort, sheet_df.subject):
-        images[(cohort, sid)] = tuple(nib_to_ants(nib.load(anat(out, cohort, sid, k))) for k in ("brain_T1w", "preproc_dseg"))
+        images[(cohort, sid)] = tuple(nib_to_ants(nib.load(p.format(cohort=cohort, subject=sid)))
+                                      for p in (layout.brain, layout.preproc_labels))
     pairs = [(c, sid, ids.iloc[0]) for c, ids in sheet_df.groupby("cohort", sort=False).subject for sid in ids.iloc[1:]]
     rows = []
     tmp = Path(tempfile.mkdtemp())
@@ -114,10 +104,10 @@ def main() -> int:
                          "steps": sum(settings["rigid_iterations"]) + sum(settings["iterations"])})
         print(f"{name}: done", flush=True)
     df = pd.DataFrame(rows)
-    ref = df[df.schedule == next(iter(SCHEDULES))].merge(workflow[workflow.method == "affine"], on=["cohort", "moving", "fixed"],
+    ref = df[df.schedule == DEFAULT].merge(workflow[workflow.method == "affine"], on=["cohort", "moving", "fixed"],
                                                        suffixes=("", "_workflow"))
     check = float((ref.dice_mean - ref.dice_mean_workflow).abs().max())
-    default = df[df.schedule == next(iter(SCHEDULES))].set_index(["cohort", "moving"]).dice_mean
+    default = df[df.schedule == DEFAULT].set_index(["cohort", "moving"]).dice_mean
     df["dice_change"] = df.dice_mean.values - default.loc[list(zip(df.cohort, df.moving))].values
     table = df.groupby(["schedule", "cohort"], sort=False).agg(
         steps=("steps", "first"), dice=("dice_mean", "mean"), change_mean=("dice_change", "mean"),

@@ -61,7 +61,7 @@ def skullstrip_files(subject: str, t1: str, settings: dict[str, Any], raw_t1: st
 def affine_files(fixed: str, moving: str, settings: dict[str, Any], out_mat: str) -> None:
     """settings: config['affine']; its engine (torch, the default, or ants) estimates the .mat."""
     s = dict(settings)
-    engine, torch_settings = s.pop("engine", "ants"), s.pop("torch", {})
+    engine, torch_settings = s.pop("engine", "torch"), s.pop("torch", {})  # config.yaml's default
     f, m = nib_to_ants(nib.load(fixed)), nib_to_ants(nib.load(moving))
     if engine == "torch":
         from .registration.affine import estimate_affine_torch

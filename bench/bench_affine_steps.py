@@ -34,7 +34,8 @@ from cohortreg.paths import Layout  # noqa: E402
 
 # name -> torch affine settings on top of config.yaml's (scales [4, 2]: 8 mm and 4 mm levels)
 SCHEDULES = {
-    "default r[100,50] a[100,50]": {},
+    "default (config.yaml)": {},  # r[100,0] a[100,50] since 9f5b3b2 (the results before it name r[100,50] a[100,50])
+    "r[100,50] a[100,50]": {"rigid_iterations": [100, 50]},
     "r[100,0] a[100,50]": {"rigid_iterations": [100, 0]},
     "r[60,30] a[60,30]": {"rigid_iterations": [60, 30], "iterations": [60, 30]},
     "r[50,0] a[100,25]": {"rigid_iterations": [50, 0], "iterations": [100, 25]},

@@ -2,6 +2,7 @@
 that describe themselves (and clear errors for bad ones), and the two methods on a real pair."""
 
 import json
+import os
 
 import nibabel as nib
 import numpy as np
@@ -90,6 +91,52 @@ def test_training_lowers_the_loss_writes_a_model_and_resumes_to_the_same_weights
     train(s, pairs, val, tmp_path / "b", {})
     a, b = (checkpoint.read(tmp_path / d / "checkpoints" / "last.pt") for d in ("a", "b"))
     assert b["step"] == 6 and all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+# A training process that kills itself with SIGKILL in the middle of step 5, after step 4's checkpoint:
+# no handler, no finally block and no buffered write runs, as when a scheduler kills a job.
+KILLED_TRAINING = """
+import os, pickle, signal, sys
+import cohortreg.learn.train as train_mod
+settings, pairs, val, out = pickle.load(open(sys.argv[1], "rb"))
+calls = [0]
+loss = train_mod.pair_loss
+def pair_loss(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 5:  # batch_size 1: the 5th call is step 5
+        os.kill(os.getpid(), signal.SIGKILL)
+    return loss(*args, **kwargs)
+train_mod.pair_loss = pair_loss
+train_mod.train(settings, pairs, val, out, {})
+"""
+
+
+@needs_shared_data
+def test_training_killed_by_sigkill_resumes_to_the_model_of_an_uninterrupted_run(crops, tmp_path):
+    import pickle
+    import signal
+    import subprocess
+    import sys
+
+    pairs, val = crops[:3], crops[3:]
+    s = TrainSettings(steps=8, supervision="weak", **TINY)
+    whole = train(s, pairs, val, tmp_path / "whole", {})
+    args = tmp_path / "args.pkl"
+    args.write_bytes(pickle.dumps((s, pairs, val, str(tmp_path / "killed"))))
+    done = subprocess.run([sys.executable, "-c", KILLED_TRAINING, str(args)], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not (tmp_path / "killed" / "model.pt").exists()  # killed before the end: no model yet
+    assert checkpoint.read(tmp_path / "killed" / "checkpoints" / "last.pt")["step"] == 4
+    resumed = train(s, pairs, val, tmp_path / "killed", {})
+    assert resumed["steps_done"] == whole["steps_done"] == 8 and resumed["best_step"] == whole["best_step"]
+    for name in ("model.pt", "checkpoints/last.pt"):
+        a, b = (checkpoint.read(tmp_path / d / name) for d in ("whole", "killed"))
+        assert a["state_dict"].keys() == b["state_dict"].keys()
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]), name
+    curves = [np.genfromtxt(tmp_path / d / "training.tsv", names=True, delimiter="\t") for d in ("whole", "killed")]
+    np.testing.assert_array_equal(curves[0]["step"], curves[1]["step"])  # step 5 is trained once, not twice
+    np.testing.assert_allclose(curves[0]["loss"], curves[1]["loss"], equal_nan=True)
 
 
 def test_bad_model_files_are_clear_errors(tmp_path):

@@ -57,6 +57,8 @@ def run_on_slurm(d, common, outdir: str, cancel_rule: str, *extra: str) -> list:
         slurm = subprocess.run(
             [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--profile", str(ROOT / "profiles" / "slurm"),
              "--slurm-status-command", "squeue", "--seconds-between-status-checks", "2", "--latency-wait", "5",
+             # the plugin's first status check of a submission waits 40 s by default: most of each job's time here
+             "--slurm-init-seconds-before-status-checks", "1",
              "--cores", "2",  # this node has 2 CPUs: group jobs must fit it
              *map(str, common), f"outdir={d / outdir}", *extra],
             cwd=d, capture_output=True, text=True, timeout=900, env={**os.environ, "PATH": env_path})

@@ -42,6 +42,16 @@ def profiled(call: Callable[[], Any], top: int = 12) -> dict[str, Any]:
     return {"wall_s": round(wall, 3), "top_own": rows[:top]}
 
 
+def write_profile(res: dict[str, Any], path: Path, rows: int = 8) -> None:
+    """Write a profile's JSON and print each stage's wall time and its functions with the most own time."""
+    path.write_text(json.dumps(res, indent=1) + "\n")
+    for name, st in res["stages"].items():
+        print(f"\n{name}: {st['wall_s']} s")
+        for r in st["top_own"][:rows]:
+            print(f"  {r['own_s']:7.3f} own {r['cumulative_s']:7.3f} cum {r['calls']:6d}x  {r['function']}")
+    print(f"wrote {path}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cohort", choices=sorted(COHORTS), default="lpba40")
@@ -77,14 +87,8 @@ def main() -> int:
             str(out / f"{fixed_id}_brain.nii.gz"), str(out / f"{moving_id}_brain.nii.gz"), cfg["affine"], mat))
     res = {"benchmark": f"profile_subject_{args.cohort}_2mm", "commit": bench_commit(), "machine": machine(),
            "threads": args.threads, "import_s (torch + cohortreg.stages)": imports, "stages": stages}
-    path = ROOT / "bench" / "results" / f"profile_subject_{args.cohort}_2mm.json"
-    path.write_text(json.dumps(res, indent=1) + "\n")
     print(f"imports {imports} s")
-    for name, st in stages.items():
-        print(f"\n{name}: {st['wall_s']} s")
-        for r in st["top_own"][:8]:
-            print(f"  {r['own_s']:7.3f} own {r['cumulative_s']:7.3f} cum {r['calls']:6d}x  {r['function']}")
-    print(f"wrote {path}")
+    write_profile(res, ROOT / "bench" / "results" / f"profile_subject_{args.cohort}_2mm.json")
     return 0
 
 

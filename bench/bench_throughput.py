@@ -109,7 +109,7 @@ def job_count(log: str) -> int:
 def run(work: Path, name: str, sheet: Path, cores: int, root: Path = ROOT, label: str = "") -> dict:
     """One configuration with the workflow of checkout ``root`` (label: which one, in names and results)."""
     name_out = f"{name}_{label}" if label else name
-    out = work / name_out
+    out = work / f"run-{name_out}"  # not ./default: Snakemake reads a folder of that name in its cwd as a profile
     if out.exists():
         shutil.rmtree(out)
     files = []

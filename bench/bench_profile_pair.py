@@ -1,0 +1,107 @@
+"""Where one pair's register item spends its time at 2 mm (issue 15: profile, then remove what does
+no work): a method's register item (pair.register_pair: the registration, writing its fields, warping
+the image and labels, writing them) and its metrics item (pair.evaluate_pair: Dice, HD95, Jacobian,
+LNCC, the QC overlay), each as the fused batch job calls it, under cProfile, in this one process.
+The two subjects are preprocessed and affinely aligned first (the default config), untimed, and
+one untimed run of each item warms the caches and the lazy imports, as a batch's first item does.
+
+    python bench/bench_profile_pair.py --cohort lpba40 --method torch   # bench/results/profile_pair_lpba40_torch_2mm.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
+from bench.bench_profile_subject import profiled, write_profile  # noqa: E402
+from cohortreg.datasets import COHORTS, SHARED_DATA, available, subject_files  # noqa: E402
+
+
+def prepare(out: Path, cohort: str, fixed_id: str, moving_id: str, cfg: dict[str, Any]) -> dict[str, str]:
+    """Both subjects preprocessed and skull stripped, the moving one's affine: the files a register item reads."""
+    from cohortreg.stages import affine_files, preprocess_files, skullstrip_files
+
+    pre, strip, qc = cfg["preprocess"], {**cfg["skullstrip"], "method": "none"}, cfg.get("qc", {})
+    pct = (pre["lower_percentile"], pre["upper_percentile"])
+    files: dict[str, str] = {}
+    for role, sid in (("fixed", fixed_id), ("moving", moving_id)):
+        raw_t1, raw_labels = (str(p) for p in subject_files(cohort, sid))
+        f = {k: str(out / f"{sid}_{k}") for k in ("t1.nii.gz", "labels.nii.gz", "pre.json", "brain.nii.gz",
+                                                  "mask.nii.gz", "qc.json")}
+        preprocess_files(sid, raw_t1, raw_labels, pre, f["t1.nii.gz"], f["labels.nii.gz"], f["pre.json"])
+        skullstrip_files(sid, f["t1.nii.gz"], strip, raw_t1, "", f["brain.nii.gz"], f["mask.nii.gz"], pct,
+                         f["pre.json"], qc, f["qc.json"])
+        files.update({f"{role}_{k.split('.')[0]}": v for k, v in f.items()})
+    files["affine"] = str(out / "affine.mat")
+    affine_files(files["fixed_brain"], files["moving_brain"], cfg["affine"], files["affine"])
+    return files
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cohort", choices=sorted(COHORTS), default="lpba40")
+    ap.add_argument("--moving", default=None, help="subject id (default: the cohort's second)")
+    ap.add_argument("--method", default="torch", help="a method of config.yaml's method_params (torch, affine, ...)")
+    ap.add_argument("--threads", type=int, default=2, help="the register item's threads (resources.register: 2)")
+    ap.add_argument("--repeats", type=int, default=2, help="timed runs of each item (after one untimed)")
+    args = ap.parse_args()
+    if not available():
+        print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    import torch
+
+    from cohortreg.pair import evaluate_pair, register_pair
+    imports = round(time.perf_counter() - t0, 3)
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    ids = COHORTS[args.cohort][1]
+    fixed_id, moving_id = ids[0], args.moving or ids[1]
+    settings = dict(cfg["method_params"].get(args.method) or {})  # as the workflow passes them
+    stages: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        torch.set_num_threads(1)
+        files = prepare(out, args.cohort, fixed_id, moving_id, cfg)
+        pair_dir = out / "pair"
+        outs = {k: str(pair_dir / n) for k, n in (("manifest", "transforms.json"), ("warped", "warped.nii.gz"),
+                                                  ("warped_labels", "warped_dseg.nii.gz"), ("json", "metrics.json"),
+                                                  ("labels", "labels.tsv"), ("picture", "overlay.png"))}
+        ids_ = dict(cohort=args.cohort, moving=moving_id, fixed=fixed_id, method=args.method)
+
+        def register() -> Any:
+            return register_pair(args.method, settings, files["fixed_brain"], files["moving_brain"],
+                                 files["moving_labels"], files["affine"], outs["manifest"], outs["warped"],
+                                 outs["warped_labels"], threads=args.threads)
+
+        def metrics() -> Any:
+            torch.set_num_threads(1)
+            return evaluate_pair(files["fixed_labels"], files["moving_labels"], outs["warped_labels"],
+                                 files["fixed_mask"], outs["manifest"], outs["json"], outs["labels"], ids_,
+                                 files["fixed_brain"], outs["warped"], (files["moving_qc"], files["fixed_qc"]),
+                                 cfg.get("qc", {}), outs["picture"])
+
+        register(), metrics()  # warm-up: the lazy imports (ants, matplotlib, scipy) a batch's first item pays
+        for k in range(args.repeats):
+            stages[f"register [{args.method}] run {k + 1}"] = profiled(register, top=15)
+            stages[f"metrics [{args.method}] run {k + 1}"] = profiled(metrics, top=15)
+        record = json.loads(Path(outs["json"]).read_text())
+    res = {"benchmark": f"profile_pair_{args.cohort}_{args.method}_2mm", "commit": bench_commit(), "machine": machine(),
+           "pair": f"{moving_id} -> {fixed_id}", "threads": args.threads, "import_s (torch + cohortreg.pair)": imports,
+           "dice_mean": record.get("dice_mean"), "register_seconds": record.get("register_seconds"), "stages": stages}
+    print(f"imports {imports} s; Dice {record.get('dice_mean'):.4f}; register_seconds {record.get('register_seconds'):.3f}")
+    write_profile(res, ROOT / "bench" / "results" / f"profile_pair_{args.cohort}_{args.method}_2mm.json", rows=12)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -158,6 +158,35 @@ def workers_for(threads: int, per_item: int, n_items: int) -> int:
     return max(1, min(max(int(threads), 1) // max(int(per_item), 1), n_items))
 
 
+def pending(items: list[Item], manifest: str) -> int:
+    """How many of ``items`` run_items would run now, at most: those whose stamp changed or whose outputs
+    are gone (an item whose inputs are missing counts, though run_items skips it)."""
+    stamps = {**_sibling_stamps(manifest + ".stamps"), **_read_json(manifest + ".stamps")}
+    return sum(stamps.get(it.key) != stamp(it) or not all(os.path.exists(p) for p in it.outputs) for it in items)
+
+
+# Engines whose result is bitwise the same on any thread count (tests/test_torchreg.py): every reduction
+# that shapes the torch engine's field is elementwise or split by slabs (torchreg.fields.grid_sample_parallel).
+# Not the learned ones (their network's convolutions were not checked) nor ANTs (ITK's threads).
+THREAD_INVARIANT = frozenset({"torch"})
+
+
+def item_threads(threads: int, per_item: int, n_pending: int, engine: str, local: bool) -> int:
+    """Threads per item of a local register batch job of ``threads``: one, side by side, for an engine
+    whose result does not depend on its thread count (THREAD_INVARIANT), when every thread has an item
+    to run; else per_item.
+
+    An item's registration uses its threads, but its reading, ANTs resampling, label vote, writing and
+    metrics are one thread's work, while the other core waits. One-thread torch items side by side took
+    the README command's torch batch from 22.1-23.0 to 19.3-19.8 s on this 2-core VM, the same Dice
+    (bench/results/throughput_lpba40_2mm_side_by_side.json). A cluster job keeps per_item: its memory
+    request is one item's.
+    """
+    if local and engine in THREAD_INVARIANT and per_item > 1 and n_pending >= threads:
+        return 1
+    return per_item
+
+
 def run_items(items: list[Item], manifest: str,
               run_together: Callable[[list[Item]], dict[str, float]] | None = None,
               workers: int = 1) -> dict[str, Any]:

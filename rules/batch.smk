@@ -212,6 +212,7 @@ rule register_batch:
         out=L.out,
         pairs=batch_pairs,
         settings=method_params,
+        local=LOCAL_RUN,  # a local job may run a thread-invariant engine's pairs one thread each (batches.item_threads)
         seed=config["seed"],
         code=register_batch_code,
         **({"qc": config["qc"]} if BATCH_FUSE else {}),

@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from cohortreg.batches import Item, backdate_failed, chains, chunk, run_items
+from cohortreg.batches import Item, backdate_failed, chains, chunk, item_threads, pending, run_items
 from tests.conftest import planned_jobs, run_snakemake
 from tests.test_workflow import add_bad_subjects, config_args
 
@@ -38,12 +38,14 @@ def test_run_items_keeps_finished_items_and_isolates_a_failure(tmp_path):
     items = lambda: [_item(tmp_path, "a", calls), _item(tmp_path, "b", calls, fail=True),  # noqa: E731
                      _item(tmp_path, "c", calls, needs=[tmp_path / "gone.nii.gz"])]
     manifest = str(tmp_path / "batch-1.json")
+    assert pending(items(), manifest) == 3
     out = run_items(items(), manifest)
     assert calls == ["a", "b"] and (tmp_path / "a.out").read_text() == "A"
     assert {r["item"]: r["status"] for r in out["items"]} == {"stage a": "ok", "stage b": "failed", "stage c": "skipped"}
     assert "ERROR subject 'b'" in (tmp_path / "b.log").read_text() and "cannot read it" in (tmp_path / "b.log").read_text()
     assert (tmp_path / "a.bench.tsv").read_text().startswith("s\tmax_rss\n")
     # rerun: the finished item is kept (not recomputed, not rewritten), the failed one is retried
+    assert pending(items(), manifest) == 2  # b failed, c lacks its input: both still to do
     before = (tmp_path / "a.out").stat().st_mtime_ns
     calls.clear()
     run_items(items(), manifest)
@@ -55,11 +57,21 @@ def test_run_items_keeps_finished_items_and_isolates_a_failure(tmp_path):
     assert calls == ["a", "b"] and (tmp_path / "a.out").read_text() == "NEW"
     # a subject inserted earlier in the sheet moves 'a' into the next batch: its work is still found
     calls.clear()
+    assert pending([_item(tmp_path, "a", calls)], str(tmp_path / "batch-2.json")) == 0
     run_items([_item(tmp_path, "a", calls)], str(tmp_path / "batch-2.json"))
     assert calls == []
     # the manifest with failures is backdated so that Snakemake reruns the batch next time
     assert backdate_failed([manifest]) == ["stage b", "stage c"] and os.stat(manifest).st_mtime == 0
     assert json.loads((tmp_path / "batch-1.json").read_text())["failed"] == ["stage b", "stage c"]
+
+
+def test_a_local_batch_runs_thread_invariant_pairs_one_thread_each_when_every_core_has_one():
+    assert item_threads(2, 2, n_pending=10, engine="torch", local=True) == 1
+    assert item_threads(2, 2, n_pending=1, engine="torch", local=True) == 2   # one pair left: both threads on it
+    assert item_threads(2, 2, n_pending=10, engine="torch", local=False) == 2  # a cluster job: one item's memory
+    assert item_threads(2, 2, n_pending=10, engine="ants", local=True) == 2   # ITK's threads, antspyx holds the GIL
+    assert item_threads(2, 2, n_pending=10, engine="learned", local=True) == 2  # not checked across thread counts
+    assert item_threads(2, 1, n_pending=10, engine="torch", local=True) == 1
 
 
 def _busy_item(d, name, order):
@@ -253,6 +265,9 @@ def test_fused_register_and_metrics_change_no_value_and_rerun_only_the_metrics(p
         tables[name] = pd.read_csv(d / name / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str}
                                    ).sort_values(["moving", "method"]).reset_index(drop=True)
     log = (d / "fused" / "logs" / "batches" / "ph" / "affine" / "register" / "batch-00000.log").read_text()
+    assert "2 items, 2 at a time with 1 threads each" in log, log[-2000:]
+    # torch's pairs too (batches.item_threads): one thread each, side by side, against the per-pair jobs' 2 threads
+    log = (d / "fused" / "logs" / "batches" / "ph" / "torch" / "register" / "batch-00000.log").read_text()
     assert "2 items, 2 at a time with 1 threads each" in log, log[-2000:]
     a, b = tables["per_pair"], tables["fused"]
     assert len(a) == 4 and (a.status == "ok").all() and (b.status == "ok").all()

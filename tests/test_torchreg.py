@@ -205,6 +205,31 @@ def test_engine_is_deterministic_on_cpu():
     assert torch.equal(runs[0], runs[1])
 
 
+@pytest.mark.parametrize("window", [5, 7])
+def test_engine_gives_the_same_bits_on_one_and_two_threads(window):
+    """batches.THREAD_INVARIANT: a local batch job runs torch's pairs one thread each, so its result may
+    not depend on the thread count (a cluster job of 2 threads must give the same numbers). The
+    grid is deep enough that the warp is sampled in two slabs, and both LNCC paths run (stacked
+    box filters on the coarse level, one at a time on the fine one)."""
+    from scipy import ndimage
+
+    base = ndimage.gaussian_filter(np.random.default_rng(5).standard_normal((72, 64, 56)), 2.0)
+    F = torch.tensor(base, dtype=torch.float32)[None, None]
+    M = torch.tensor(ndimage.shift(base, (1.5, -1.0, 0.5), order=1), dtype=torch.float32)[None, None]
+    settings = GreedySettings(scales=(2, 1), iterations=(10, 5), window=window, lr=0.15, warp_sigma=0.75)
+    fields = {}
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            u = register_greedy(F, M, settings)
+            fields[threads] = (u, invert_displacement(u))
+    finally:
+        torch.set_num_threads(before)
+    assert float(fields[1][0].abs().max()) > 0.5  # it moved
+    assert torch.equal(fields[1][0], fields[2][0]) and torch.equal(fields[1][1], fields[2][1])
+
+
 def test_batched_pairs_match_one_at_a_time():
     """Several same-shape pairs in one batch (the GPU path) give each pair's own result."""
     from scipy import ndimage

@@ -171,19 +171,27 @@ def pending(items: list[Item], manifest: str) -> int:
 THREAD_INVARIANT = frozenset({"torch"})
 
 
-def item_threads(threads: int, per_item: int, n_pending: int, engine: str, local: bool) -> int:
+def machine_mb() -> float:
+    """This machine's memory in MB."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def item_threads(threads: int, per_item: int, n_pending: int, engine: str, local: bool,
+                 item_mb: float = 0.0, memory_mb: float | None = None) -> int:
     """Threads per item of a local register batch job of ``threads``: one, side by side, for an engine
     whose result does not depend on its thread count (THREAD_INVARIANT), when every thread has an item
-    to run; else per_item.
+    to run and ``threads`` items of ``item_mb`` each (config resources.register.mem_mb) fit in the
+    machine's memory (``memory_mb``, default machine_mb()); else per_item.
 
-    An item's registration uses its threads, but its reading, ANTs resampling, label vote, writing and
-    metrics are one thread's work, while the other core waits. One-thread torch items side by side took
-    the README command's torch batch from 22.1-23.0 to 19.3-19.8 s on this 2-core VM, the same Dice
-    (bench/results/throughput_lpba40_2mm_side_by_side.json). A cluster job keeps per_item: its memory
-    request is one item's.
+    An item's registration uses its threads, but its reading, ANTs resampling, label vote and writing are
+    one thread's work, while the other core waits. On this 2-core VM one-thread torch items side by side
+    took the README command's 10 LPBA40 registrations from 19.1 to 16.0 s, the same Dice
+    (bench/results/throughput_lpba40_2mm_item_threads_ab.json; side_by_side.json: 17.4 -> 15.0 s).
+    A cluster job keeps per_item: its memory request is one item's.
     """
     if local and engine in THREAD_INVARIANT and per_item > 1 and n_pending >= threads:
-        return 1
+        if threads * item_mb <= (machine_mb() if memory_mb is None else memory_mb):  # twice the items at once
+            return 1
     return per_item
 
 

@@ -22,7 +22,7 @@ with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
         if p.stage == "register":
             # locally, torch's pairs one thread each, side by side, when every core has one to run
             one = item_threads(smk.threads, per_item, pending(items, smk.output.manifest),
-                               engine_of(method, p.settings), p.local)
+                               engine_of(method, p.settings), p.local, smk.config["resources"]["register"]["mem_mb"])
             if one != per_item:
                 per_item, items = one, pair_items(p.stage, w.cohort, p.pairs, method, p.settings, L, one)
                 pin_threads(one)  # before torch and antspyx start their thread pools

@@ -72,6 +72,9 @@ def test_a_local_batch_runs_thread_invariant_pairs_one_thread_each_when_every_co
     assert item_threads(2, 2, n_pending=10, engine="ants", local=True) == 2   # ITK's threads, antspyx holds the GIL
     assert item_threads(2, 2, n_pending=10, engine="learned", local=True) == 2  # not checked across thread counts
     assert item_threads(2, 1, n_pending=10, engine="torch", local=True) == 1
+    # as many items at once as threads only where their declared memory fits the machine's
+    assert item_threads(16, 2, n_pending=50, engine="torch", local=True, item_mb=6000, memory_mb=128000) == 1
+    assert item_threads(16, 2, n_pending=50, engine="torch", local=True, item_mb=6000, memory_mb=64000) == 2
 
 
 def _busy_item(d, name, order):

@@ -47,6 +47,19 @@ def prepare(out: Path, cohort: str, fixed_id: str, moving_id: str, cfg: dict[str
     return files
 
 
+def untrained_model(path: Path, learned: dict[str, Any]) -> str:
+    """A model file of the configured network with its initial weights: what inference costs, not what it finds."""
+    from cohortreg.learn import checkpoint
+    from cohortreg.learn.train import TrainSettings
+    from cohortreg.learn.network import build_network
+
+    s = TrainSettings.from_params(learned)
+    net = build_network(**s.network())
+    checkpoint.save_atomic({"format": checkpoint.FORMAT, "network": s.network(), "grid_scale": s.grid_scale,
+                            "state_dict": net.state_dict()}, path)
+    return str(path)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cohort", choices=sorted(COHORTS), default="lpba40")
@@ -54,6 +67,8 @@ def main() -> int:
     ap.add_argument("--method", default="torch", help="a method of config.yaml's method_params (torch, affine, ...)")
     ap.add_argument("--threads", type=int, default=2, help="the register item's threads (resources.register: 2)")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs of each item (after one untimed)")
+    ap.add_argument("--model", default="", help="learned methods: a model.pt (default: an untrained network of "
+                                                "config.yaml's method_params.learned: timings only, its Dice means nothing)")
     args = ap.parse_args()
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
@@ -72,6 +87,8 @@ def main() -> int:
         out = Path(tmp)
         torch.set_num_threads(1)
         files = prepare(out, args.cohort, fixed_id, moving_id, cfg)
+        if settings.get("engine", args.method) in ("learned", "learned_io"):
+            settings["model_file"] = args.model or untrained_model(out / "model.pt", cfg["method_params"]["learned"])
         pair_dir = out / "pair"
         outs = {k: str(pair_dir / n) for k, n in (("manifest", "transforms.json"), ("warped", "warped.nii.gz"),
                                                   ("warped_labels", "warped_dseg.nii.gz"), ("json", "metrics.json"),
@@ -96,7 +113,8 @@ def main() -> int:
             stages[f"metrics [{args.method}] run {k + 1}"] = profiled(metrics, top=15)
         record = json.loads(Path(outs["json"]).read_text())
     res = {"benchmark": f"profile_pair_{args.cohort}_{args.method}_2mm", "commit": bench_commit(), "machine": machine(),
-           "pair": f"{moving_id} -> {fixed_id}", "threads": args.threads, "import_s (torch + cohortreg.pair)": imports,
+           "pair": f"{moving_id} -> {fixed_id}", "threads": args.threads, "model": args.model or "untrained"
+           if "model_file" in settings else "", "settings": {k: v for k, v in settings.items() if k != "model_file"}, "import_s (torch + cohortreg.pair)": imports,
            "dice_mean": record.get("dice_mean"), "register_seconds": record.get("register_seconds"), "stages": stages}
     print(f"imports {imports} s; Dice {record.get('dice_mean'):.4f}; register_seconds {record.get('register_seconds'):.3f}")
     write_profile(res, ROOT / "bench" / "results" / f"profile_pair_{args.cohort}_{args.method}_2mm.json", rows=12)

@@ -24,7 +24,10 @@ PAIR_COLUMNS = ["cohort", "moving", "fixed", "method", "dice_mean", "hd95", "fol
                 # added by the QC and provenance issue (13); the columns above are unchanged
                 "qc", "qc_reason", "lncc", "register_seconds", "version",
                 # added by the learned-registration issue (14)
-                "model"]
+                "model",
+                # added by the throughput issue (15): the threads the pair's registration ran on (compare
+                # `seconds` across methods at equal threads; a local torch batch runs its pairs one thread each)
+                "threads"]
 _HANDED = ("moving_handedness", "fixed_handedness")
 SUMMARY_METRICS = ["dice_mean", "hd95", "folding_frac", "sdlogj", "seconds"]
 
@@ -42,6 +45,7 @@ class PairResult:
     benchmark: str
     benchmark_affine: str
     logs: tuple[str, ...]
+    threads: float = float("nan")  # a per-pair job's threads; a batch item writes its own in its benchmark file
 
 
 def _number(text: str) -> float:
@@ -51,19 +55,20 @@ def _number(text: str) -> float:
         return float("nan")
 
 
-def read_benchmark(path: str) -> tuple[float, float]:
-    """(seconds, max RSS in MB) from a Snakemake benchmark TSV (last repeat); nan when absent.
+def read_benchmark(path: str) -> tuple[float, float, float]:
+    """(seconds, max RSS in MB, threads) from a Snakemake benchmark TSV (last repeat); nan when absent
+    (threads: only a batch item's file has them, cohortreg.batches).
 
     Plain text parsing, not pandas: a 20,000-pair cohort has 40,000 of these small files.
     """
     if not path or not os.path.exists(path):
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     with open(path) as fh:
         lines = [ln.rstrip("\n").split("\t") for ln in fh if ln.strip()]
     if len(lines) < 2:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     rec = dict(zip(lines[0], lines[-1]))
-    return _number(rec.get("s", "nan")), _number(rec.get("max_rss", "nan"))
+    return tuple(_number(rec.get(k, "nan")) for k in ("s", "max_rss", "threads"))  # type: ignore[return-value]
 
 
 def read_label_lines(path: str, ids: tuple[str, str, str, str]) -> list[str]:
@@ -96,14 +101,15 @@ def pair_row(r: PairResult) -> tuple[dict[str, Any], list[str]] | None:
     if not os.path.exists(r.metrics):
         return None
     rec = json.loads(Path(r.metrics).read_text())
-    secs, rss = read_benchmark(r.benchmark)
-    secs_aff, rss_aff = read_benchmark(r.benchmark_affine)
+    secs, rss, threads = read_benchmark(r.benchmark)
+    secs_aff, rss_aff, _ = read_benchmark(r.benchmark_affine)
     row = {"cohort": r.cohort, "moving": r.moving, "fixed": r.fixed, "method": r.method}
     row.update({k: rec.get(k, np.nan) for k in ("dice_mean", "hd95", "folding_frac", "sdlogj", "n_labels", "lncc",
                                                 "register_seconds")})
     row.update(seconds=secs, seconds_affine=secs_aff, max_rss_mb=float(np.nanmax([rss, rss_aff, -1.0])),
                status="ok", error="", qc=rec.get("qc", "pass"), qc_reason=rec.get("qc_reason", ""),
-               version=rec.get("version", ""), model=rec.get("model", ""), **{k: rec.get(k, 0) for k in _HANDED})
+               version=rec.get("version", ""), model=rec.get("model", ""),
+               threads=threads if np.isfinite(threads) else r.threads, **{k: rec.get(k, 0) for k in _HANDED})
     labels = read_label_lines(r.labels, (r.cohort, r.moving, r.fixed, r.method)) if os.path.exists(r.labels) else []
     return row, labels
 

@@ -86,6 +86,7 @@ class Item:
     needs: list[str] = field(default_factory=list)    # earlier stages' outputs: missing = upstream failed
     report: Callable[[], dict[str, Any]] | None = None  # what the manifest records of a finished item
     job: tuple[str, ...] = ()     # register items: pair.register_pairs' arguments, to run several at once
+    threads: int = 0              # register items: the threads the pair runs on (its benchmark file says so)
 
 
 def stamp(item: Item) -> str:
@@ -109,11 +110,14 @@ def _remove(paths: Iterable[str]) -> None:
             os.remove(p)
 
 
-def _write_benchmark(path: str, seconds: float) -> None:
-    """Snakemake's benchmark columns that the aggregation reads. max_rss is the batch process's peak
-    so far: an upper bound for this item."""
+def _write_benchmark(path: str, seconds: float, threads: int = 0) -> None:
+    """Snakemake's benchmark columns that the aggregation reads, and the item's threads where known.
+    max_rss is the batch process's peak so far: an upper bound for this item."""
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    write_text_atomic(f"s\tmax_rss\n{seconds:.4f}\t{rss_mb:.2f}\n", path)
+    head, row = f"s\tmax_rss", f"{seconds:.4f}\t{rss_mb:.2f}"
+    if threads:
+        head, row = f"{head}\tthreads", f"{row}\t{threads}"
+    write_text_atomic(f"{head}\n{row}\n", path)
 
 
 class _ItemLog:
@@ -258,7 +262,7 @@ def run_items(items: list[Item], manifest: str,
                     it.run()
                     seconds = time.perf_counter() - t0
                     log.info("%s: done in %.1f s", it.key, seconds)
-                _write_benchmark(it.benchmark, seconds)
+                _write_benchmark(it.benchmark, seconds, it.threads)
                 with lock:
                     stamps[it.key] = current[it.key]
                 rec.update(status="ok", seconds=round(seconds, 3))
@@ -401,7 +405,7 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
             item = Item(key, lambda j=job: register_pair(method, settings, *j, threads=threads),
                         [files["manifest"], files["warped"], files["warped_labels"]],
                         L.log("register").format(**ids), L.benchmark("register").format(**ids),
-                        {"method": method, "settings": settings}, inputs=needs, needs=needs, job=job)
+                        {"method": method, "settings": settings}, inputs=needs, needs=needs, job=job, threads=threads)
         else:
             needs = [f_labels, m_labels, files["warped_labels"], f_mask, files["manifest"]]
             extra = [f_brain, files["warped"], *qc_files]

@@ -109,6 +109,16 @@ def label_heatmap(labels: pd.DataFrame, pairs: pd.DataFrame, path: str, methods:
     plt.close(fig)
 
 
+def threads_label(rows: pd.DataFrame) -> str:
+    """'2 threads', '1-2 threads' or '' (tables made before pairs.tsv had the column): seconds compare
+    only at equal threads."""
+    t = pd.to_numeric(rows.get("threads", pd.Series(dtype=float)), errors="coerce").dropna()
+    if t.empty:
+        return ""
+    lo, hi = int(t.min()), int(t.max())
+    return f"{lo}{'' if lo == hi else f'-{hi}'} thread{'' if hi == 1 else 's'}"
+
+
 def runtime_plot(pairs: pd.DataFrame, path: str, methods: list[str]) -> None:
     """Job seconds (registration job, with imports and writing; the affine job apart) and peak memory per method."""
     plt = _plt()
@@ -116,12 +126,13 @@ def runtime_plot(pairs: pd.DataFrame, path: str, methods: list[str]) -> None:
     if ok.empty:
         return _empty(path, "no finished pair")
     ms = _methods(ok, methods)
-    fig, axes = plt.subplots(1, 3, figsize=(3 + 1.6 * len(ms), 3.4))
+    names = [f"{m}\n{threads_label(ok.loc[ok['method'] == m])}" for m in ms]
+    fig, axes = plt.subplots(1, 3, figsize=(3 + 1.6 * len(ms), 3.6))
     for ax, (col, label) in zip(axes, (("seconds", "register job, s"), ("register_seconds", "registration call, s"),
                                        ("max_rss_mb", "peak memory, MB"))):
         data = [pd.to_numeric(ok.loc[ok["method"] == m, col], errors="coerce").dropna().to_numpy() for m in ms]
         ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=True)
-        ax.set_xticks(range(1, len(ms) + 1), ms, rotation=30, ha="right")
+        ax.set_xticks(range(1, len(ms) + 1), names, rotation=30, ha="right")
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

@@ -53,6 +53,16 @@ def method_threads(method):
     return pair_threads(method, params_of(method), res("register", "threads"))
 
 
+def job_threads(method):
+    """A per-pair register job's threads as it runs (pairs.tsv's threads): method_threads, which Snakemake
+    caps at --cores on this machine. A batch item records its own (cohortreg.batches.item_threads)."""
+    n = method_threads(method)
+    try:
+        return min(n, int(workflow.cores)) if LOCAL_RUN else n
+    except (TypeError, ValueError):  # a dry run without --cores
+        return n
+
+
 def register_threads(wildcards):
     return method_threads(wildcards.method)
 

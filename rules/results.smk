@@ -20,7 +20,8 @@ def pair_results():
             ids = dict(ids0, method=m)
             out.append(PairResult(**ids, metrics=metrics.format(**ids), labels=labels.format(**ids),
                                   benchmark=bench.format(**ids), benchmark_affine=bench_aff.format(**ids),
-                                  logs=subj_logs + (aff, reg_log.format(**ids), met_log.format(**ids))))
+                                  logs=subj_logs + (aff, reg_log.format(**ids), met_log.format(**ids)),
+                                  threads=job_threads(m)))
     return out
 
 

@@ -45,8 +45,8 @@ def test_tables_carry_values_and_list_failed_pairs(tmp_path):
 def test_missing_or_empty_benchmark_is_nan(tmp_path):
     (tmp_path / "empty.tsv").write_text("")
     for path in ("", str(tmp_path / "none.tsv"), str(tmp_path / "empty.tsv")):
-        s, rss = read_benchmark(path)
-        assert s != s and rss != rss
+        s, rss, threads = read_benchmark(path)
+        assert s != s and rss != rss and threads != threads
 
 
 def test_tables_from_batch_manifests_equal_tables_from_files(tmp_path):

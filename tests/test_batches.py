@@ -246,7 +246,7 @@ def test_a_torch_batch_optimises_its_pairs_as_one_stack(phantom_cohort):
     assert (dice[2] - dice[1]).abs().max() < 0.005 and dice[1].min() > 0.7, dice
 
 
-TIMING = ("seconds", "seconds_affine", "max_rss_mb", "register_seconds")
+TIMING = ("seconds", "seconds_affine", "max_rss_mb", "register_seconds", "threads")
 
 
 @pytest.mark.workflow
@@ -274,6 +274,9 @@ def test_fused_register_and_metrics_change_no_value_and_rerun_only_the_metrics(p
     assert "2 items, 2 at a time with 1 threads each" in log, log[-2000:]
     a, b = tables["per_pair"], tables["fused"]
     assert len(a) == 4 and (a.status == "ok").all() and (b.status == "ok").all()
+    # pairs.tsv says on how many threads each pair ran: torch's per-pair jobs 2, its batch items 1 each
+    assert a.groupby("method").threads.unique().map(list).to_dict() == {"affine": [1], "torch": [2]}
+    assert b.groupby("method").threads.unique().map(list).to_dict() == {"affine": [1], "torch": [1]}
     numeric = [c for c in a.columns if pd.api.types.is_numeric_dtype(a[c]) and c not in TIMING]
     assert {"dice_mean", "hd95", "folding_frac", "sdlogj", "lncc"} <= set(numeric)
     pd.testing.assert_frame_equal(a[numeric], b[numeric], check_exact=False, atol=1e-6, rtol=0)

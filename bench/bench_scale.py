@@ -24,6 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import bench  # noqa: E402,F401  (bench/__init__.py: the scontrol stub for every Snakemake it starts)
 from cohortreg.aggregate import PairResult, pair_row, write_tables  # noqa: E402
 from cohortreg.samples import design_pairs, read_sheet  # noqa: E402
 

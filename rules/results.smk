@@ -10,6 +10,7 @@ def pair_results():
     metrics, labels = L.method_file("metrics.json"), L.method_file("labels.tsv")
     bench, bench_aff = L.benchmark("register"), L.benchmark("affine", pair=True)
     out = []
+    threads = {m: job_threads(m) for m in METHODS}  # once per method, not per pair (40,000 results at 20,000 subjects)
     for p in PAIRS:  # a learned method's pairs leave out the subjects that trained its model
         ids0 = dict(cohort=p.cohort, moving=p.moving, fixed=p.fixed)
         subj_logs = tuple(pat.format(cohort=p.cohort, subject=s) for s in (p.moving, p.fixed) for pat in (pre, strip))
@@ -21,7 +22,7 @@ def pair_results():
             out.append(PairResult(**ids, metrics=metrics.format(**ids), labels=labels.format(**ids),
                                   benchmark=bench.format(**ids), benchmark_affine=bench_aff.format(**ids),
                                   logs=subj_logs + (aff, reg_log.format(**ids), met_log.format(**ids)),
-                                  threads=job_threads(m)))
+                                  threads=threads[m]))
     return out
 
 

@@ -10,7 +10,6 @@ one untimed run of each item warms the caches and the lazy imports, as a batch's
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -23,28 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from bench.bench_profile_subject import profiled, write_profile  # noqa: E402
-from cohortreg.datasets import COHORTS, SHARED_DATA, available, subject_files  # noqa: E402
-
-
-def prepare(out: Path, cohort: str, fixed_id: str, moving_id: str, cfg: dict[str, Any]) -> dict[str, str]:
-    """Both subjects preprocessed and skull stripped, the moving one's affine: the files a register item reads."""
-    from cohortreg.stages import affine_files, preprocess_files, skullstrip_files
-
-    pre, strip, qc = cfg["preprocess"], {**cfg["skullstrip"], "method": "none"}, cfg.get("qc", {})
-    pct = (pre["lower_percentile"], pre["upper_percentile"])
-    files: dict[str, str] = {}
-    for role, sid in (("fixed", fixed_id), ("moving", moving_id)):
-        raw_t1, raw_labels = (str(p) for p in subject_files(cohort, sid))
-        f = {k: str(out / f"{sid}_{k}") for k in ("t1.nii.gz", "labels.nii.gz", "pre.json", "brain.nii.gz",
-                                                  "mask.nii.gz", "qc.json")}
-        preprocess_files(sid, raw_t1, raw_labels, pre, f["t1.nii.gz"], f["labels.nii.gz"], f["pre.json"])
-        skullstrip_files(sid, f["t1.nii.gz"], strip, raw_t1, "", f["brain.nii.gz"], f["mask.nii.gz"], pct,
-                         f["pre.json"], qc, f["qc.json"])
-        files.update({f"{role}_{k.split('.')[0]}": v for k, v in f.items()})
-    files["affine"] = str(out / "affine.mat")
-    affine_files(files["fixed_brain"], files["moving_brain"], cfg["affine"], files["affine"])
-    return files
+from bench.bench_profile_subject import pair_ids, pair_parser, prepare, profiled, write_profile  # noqa: E402
+from cohortreg.datasets import SHARED_DATA, available  # noqa: E402
 
 
 def untrained_model(path: Path, learned: dict[str, Any]) -> str:
@@ -61,9 +40,7 @@ def untrained_model(path: Path, learned: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cohort", choices=sorted(COHORTS), default="lpba40")
-    ap.add_argument("--moving", default=None, help="subject id (default: the cohort's second)")
+    ap = pair_parser(__doc__)
     ap.add_argument("--method", default="torch", help="a method of config.yaml's method_params (torch, affine, ...)")
     ap.add_argument("--threads", type=int, default=2, help="the register item's threads (resources.register: 2)")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs of each item (after one untimed)")
@@ -79,8 +56,7 @@ def main() -> int:
     from cohortreg.pair import evaluate_pair, register_pair
     imports = round(time.perf_counter() - t0, 3)
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    ids = COHORTS[args.cohort][1]
-    fixed_id, moving_id = ids[0], args.moving or ids[1]
+    fixed_id, moving_id = pair_ids(args)
     settings = dict(cfg["method_params"].get(args.method) or {})  # as the workflow passes them
     stages: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:

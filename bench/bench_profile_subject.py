@@ -52,10 +52,47 @@ def write_profile(res: dict[str, Any], path: Path, rows: int = 8) -> None:
     print(f"wrote {path}")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
+def pair_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The profile benches' shared options: a cohort of the shared data and its moving subject."""
+    ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--cohort", choices=sorted(COHORTS), default="lpba40")
     ap.add_argument("--moving", default=None, help="subject id (default: the cohort's second)")
+    return ap
+
+
+def pair_ids(args: argparse.Namespace) -> tuple[str, str]:
+    """(fixed, moving) subject ids: the cohort's first, and --moving or its second."""
+    ids = COHORTS[args.cohort][1]
+    return ids[0], args.moving or ids[1]
+
+
+def prepare(out: Path, cohort: str, fixed_id: str, moving_id: str, cfg: dict[str, Any],
+            run: Callable[[str, Callable[[], Any]], Any] = lambda name, call: call()) -> dict[str, str]:
+    """Both subjects preprocessed and skull stripped (the sheet's brains: ``method: none``), the moving one's
+    affine to the fixed one: the files a register item reads (``{role}_{t1,labels,pre,brain,mask,qc}``,
+    ``affine``). Each stage goes through ``run(name, call)`` (the subject profile times each)."""
+    from cohortreg.stages import affine_files, preprocess_files, skullstrip_files
+
+    pre, strip, qc = cfg["preprocess"], {**cfg["skullstrip"], "method": "none"}, cfg.get("qc", {})
+    pct = (pre["lower_percentile"], pre["upper_percentile"])
+    files: dict[str, str] = {}
+    for role, sid in (("fixed", fixed_id), ("moving", moving_id)):
+        raw_t1, raw_labels = (str(p) for p in subject_files(cohort, sid))
+        f = {k: str(out / f"{sid}_{k}") for k in ("t1.nii.gz", "labels.nii.gz", "pre.json", "brain.nii.gz",
+                                                  "mask.nii.gz", "qc.json")}
+        run(f"preprocess {sid}", lambda: preprocess_files(sid, raw_t1, raw_labels, pre, f["t1.nii.gz"],
+                                                          f["labels.nii.gz"], f["pre.json"]))
+        run(f"skullstrip {sid}", lambda: skullstrip_files(sid, f["t1.nii.gz"], strip, raw_t1, "", f["brain.nii.gz"],
+                                                          f["mask.nii.gz"], pct, f["pre.json"], qc, f["qc.json"]))
+        files.update({f"{role}_{k.split('.')[0]}": v for k, v in f.items()})
+    files["affine"] = str(out / "affine.mat")
+    run(f"affine {moving_id} to {fixed_id}",
+        lambda: affine_files(files["fixed_brain"], files["moving_brain"], cfg["affine"], files["affine"]))
+    return files
+
+
+def main() -> int:
+    ap = pair_parser(__doc__)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the affine stage's default is 1)")
     args = ap.parse_args()
     if not available():
@@ -64,27 +101,14 @@ def main() -> int:
     t0 = time.perf_counter()
     import torch
 
-    from cohortreg.stages import affine_files, preprocess_files, skullstrip_files
+    import cohortreg.stages  # noqa: F401  (timed apart from the stages)
     imports = round(time.perf_counter() - t0, 3)
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    pre, strip, qc = cfg["preprocess"], {**cfg["skullstrip"], "method": "none"}, cfg.get("qc", {})
-    pct = (pre["lower_percentile"], pre["upper_percentile"])
-    ids = COHORTS[args.cohort][1]
-    fixed_id, moving_id = ids[0], args.moving or ids[1]
+    fixed_id, moving_id = pair_ids(args)
     stages: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        for sid in (fixed_id, moving_id):
-            raw_t1, raw_labels = (str(p) for p in subject_files(args.cohort, sid))
-            t1, labels, js = str(out / f"{sid}_t1.nii.gz"), str(out / f"{sid}_labels.nii.gz"), str(out / f"{sid}.json")
-            stages[f"preprocess {sid}"] = profiled(lambda: preprocess_files(sid, raw_t1, raw_labels, pre, t1, labels, js))
-            brain, mask, verdict = (str(out / f"{sid}_{k}") for k in ("brain.nii.gz", "mask.nii.gz", "qc.json"))
-            stages[f"skullstrip {sid}"] = profiled(lambda: skullstrip_files(sid, t1, strip, raw_t1, "", brain, mask, pct,
-                                                                          js, qc, verdict))
-        mat = str(out / "affine.mat")
-        stages[f"affine {moving_id} to {fixed_id}"] = profiled(lambda: affine_files(
-            str(out / f"{fixed_id}_brain.nii.gz"), str(out / f"{moving_id}_brain.nii.gz"), cfg["affine"], mat))
+        prepare(Path(tmp), args.cohort, fixed_id, moving_id, cfg, lambda name, call: stages.update({name: profiled(call)}))
     res = {"benchmark": f"profile_subject_{args.cohort}_2mm", "commit": bench_commit(), "machine": machine(),
            "threads": args.threads, "import_s (torch + cohortreg.stages)": imports, "stages": stages}
     print(f"imports {imports} s")

@@ -199,6 +199,20 @@ def item_threads(threads: int, per_item: int, n_pending: int, engine: str, local
     return per_item
 
 
+def register_items(cohort: str, pairs: list[tuple[str, str]], method: str, settings: dict[str, Any], L: Layout,
+                   threads: int, per_item: int, manifest: str, local: bool, item_mb: float) -> list[Item]:
+    """A register batch job's items, each with its threads: per_item, or one each (item_threads) in a local
+    job of a thread-invariant engine with a pair to run for every one of the job's ``threads``."""
+    from .registration import engine_of
+
+    items = pair_items("register", cohort, pairs, method, settings, L, per_item)
+    if local and per_item > 1 and engine_of(method, settings) in THREAD_INVARIANT:  # else no stamps to read
+        one = item_threads(threads, per_item, pending(items, manifest), engine_of(method, settings), local, item_mb)
+        for it in items:
+            it.threads = one
+    return items
+
+
 def run_items(items: list[Item], manifest: str,
               run_together: Callable[[list[Item]], dict[str, float]] | None = None,
               workers: int = 1) -> dict[str, Any]:
@@ -402,10 +416,11 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
         elif stage == "register":
             needs = [f_brain, m_brain, m_labels, mat]
             job = (*needs, files["manifest"], files["warped"], files["warped_labels"])
-            item = Item(key, lambda j=job: register_pair(method, settings, *j, threads=threads),
-                        [files["manifest"], files["warped"], files["warped_labels"]],
+            item = Item(key, lambda: None, [files["manifest"], files["warped"], files["warped_labels"]],
                         L.log("register").format(**ids), L.benchmark("register").format(**ids),
                         {"method": method, "settings": settings}, inputs=needs, needs=needs, job=job, threads=threads)
+            # the item's own threads, read when it runs: register_items may give each one thread after building it
+            item.run = lambda it=item: register_pair(method, settings, *it.job, threads=it.threads)
         else:
             needs = [f_labels, m_labels, files["warped_labels"], f_mask, files["manifest"]]
             extra = [f_brain, files["warped"], *qc_files]

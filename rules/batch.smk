@@ -42,10 +42,7 @@ def batch_workers(family, size=None, per_item=None):
     if setting == "auto":
         if not LOCAL_RUN:  # rules/common.smk (workflow.local_exec is not known while parsing)
             return 1
-        try:
-            cores = int(workflow.cores)
-        except Exception:  # a dry run without --cores
-            cores = os.cpu_count() or 1
+        cores = given_cores() or os.cpu_count() or 1  # a dry run without --cores: this machine's
         setting = max(min(cores, os.cpu_count() or cores) // max(per_item or res(family, "threads"), 1), 1)
     return max(1, min(int(setting), BATCH_SIZE if size is None else size))
 

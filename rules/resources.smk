@@ -53,14 +53,19 @@ def method_threads(method):
     return pair_threads(method, params_of(method), res("register", "threads"))
 
 
+def given_cores():
+    """--cores as a number, or None (a dry run without it)."""
+    try:
+        return int(workflow.cores)
+    except (TypeError, ValueError):
+        return None
+
+
 def job_threads(method):
     """A per-pair register job's threads as it runs (pairs.tsv's threads): method_threads, which Snakemake
     caps at --cores on this machine. A batch item records its own (cohortreg.batches.item_threads)."""
     n = method_threads(method)
-    try:
-        return min(n, int(workflow.cores)) if LOCAL_RUN else n
-    except (TypeError, ValueError):  # a dry run without --cores
-        return n
+    return min(n, given_cores() or n) if LOCAL_RUN else n
 
 
 def register_threads(wildcards):

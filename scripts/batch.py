@@ -1,9 +1,8 @@
 """Snakemake adapter: one stage for a batch of subjects or pairs (cohortreg.batches)."""
-from cohortreg.batches import (item_threads, pair_items, pending, register_together, run_items, subject_items,
-                               workers_for)
+from cohortreg.batches import pair_items, register_items, register_together, run_items, subject_items, workers_for
 from cohortreg.jobs import job, pin_threads
 from cohortreg.paths import Layout
-from cohortreg.registration import engine_of, pair_threads
+from cohortreg.registration import pair_threads
 
 smk = snakemake  # noqa: F821
 family = "subject" if smk.params.stage == "subjects" else smk.params.stage  # config resources' key
@@ -17,16 +16,15 @@ with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
     together = None
     if p.stage == "subjects":
         items = subject_items(w.cohort, p.rows, p.preprocess, p.skullstrip, L, p.qc)
+    elif p.stage == "register":  # locally, torch's pairs may run one thread each, side by side (batches.item_threads)
+        items = register_items(w.cohort, p.pairs, method, p.settings, L, smk.threads, per_item, smk.output.manifest,
+                               p.local, smk.config["resources"]["register"]["mem_mb"])
+        if items and items[0].threads != per_item:
+            per_item = items[0].threads
+            pin_threads(per_item)  # before torch and antspyx start their thread pools
+        together = register_together(method, p.settings, smk.threads)  # torch on a GPU: stacks of pairs
     else:
         items = pair_items(p.stage, w.cohort, p.pairs, method, p.settings, L, per_item)
-        if p.stage == "register":
-            # locally, torch's pairs one thread each, side by side, when every core has one to run
-            one = item_threads(smk.threads, per_item, pending(items, smk.output.manifest),
-                               engine_of(method, p.settings), p.local, smk.config["resources"]["register"]["mem_mb"])
-            if one != per_item:
-                per_item, items = one, pair_items(p.stage, w.cohort, p.pairs, method, p.settings, L, one)
-                pin_threads(one)  # before torch and antspyx start their thread pools
-            together = register_together(method, p.settings, smk.threads)  # torch on a GPU: stacks of pairs
     workers = workers_for(smk.threads, per_item, len(items))
     log.info("%d items, %d at a time with %d threads each", len(items), workers, per_item)
     failed = run_items(items, smk.output.manifest, together, workers)["failed"]

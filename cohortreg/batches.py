@@ -162,11 +162,16 @@ def workers_for(threads: int, per_item: int, n_items: int) -> int:
     return max(1, min(max(int(threads), 1) // max(int(per_item), 1), n_items))
 
 
+def _finished(it: Item, current: str, known: str | None) -> bool:
+    """An item run_items keeps: its stamp is the one it last succeeded with, and its outputs are there."""
+    return current == known and all(os.path.exists(p) for p in it.outputs)
+
+
 def pending(items: list[Item], manifest: str) -> int:
-    """How many of ``items`` run_items would run now, at most: those whose stamp changed or whose outputs
-    are gone (an item whose inputs are missing counts, though run_items skips it)."""
+    """How many of ``items`` run_items would run now, at most (an item whose inputs are missing counts,
+    though run_items skips it)."""
     stamps = {**_sibling_stamps(manifest + ".stamps"), **_read_json(manifest + ".stamps")}
-    return sum(stamps.get(it.key) != stamp(it) or not all(os.path.exists(p) for p in it.outputs) for it in items)
+    return sum(not _finished(it, stamp(it), stamps.get(it.key)) for it in items)
 
 
 # Engines whose result is bitwise the same on any thread count (tests/test_torchreg.py): every reduction
@@ -255,7 +260,7 @@ def run_items(items: list[Item], manifest: str,
             rec.update(status="skipped", error=f"input missing (an earlier stage failed): {missing[0]}")
             log.warning("%s: skipped, %s", it.key, rec["error"])
             return False
-        if current[it.key] == known(it.key) and all(os.path.exists(p) for p in it.outputs):
+        if _finished(it, current[it.key], known(it.key)):
             with lock:
                 stamps[it.key] = current[it.key]
             rec.update(status="ok", kept=True)

@@ -22,6 +22,8 @@ import json
 import logging
 import os
 import resource
+import signal
+import sys
 import threading
 import time
 import traceback
@@ -110,10 +112,11 @@ def _remove(paths: Iterable[str]) -> None:
             os.remove(p)
 
 
-def _write_benchmark(path: str, seconds: float, threads: int = 0) -> None:
+def _write_benchmark(path: str, seconds: float, threads: int = 0, rss_mb: float | None = None) -> None:
     """Snakemake's benchmark columns that the aggregation reads, and the item's threads where known.
-    max_rss is the batch process's peak so far: an upper bound for this item."""
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    max_rss: the item's process's peak (rss_mb, from a forked item), else the batch process's peak
+    so far: an upper bound for this item."""
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 if rss_mb is None else rss_mb
     head, row = f"s\tmax_rss", f"{seconds:.4f}\t{rss_mb:.2f}"
     if threads:
         head, row = f"{head}\tthreads", f"{row}\t{threads}"
@@ -139,6 +142,68 @@ class _ItemLog:
     def __exit__(self, *exc: object) -> None:
         log.removeHandler(self.handler)
         self.handler.close()
+
+
+class ItemProcessError(RuntimeError):
+    """An item that failed in its own process (run_items' forked items); the child's traceback with it."""
+
+    def __init__(self, message: str, child_traceback: str = "") -> None:
+        super().__init__(message)
+        self.child_traceback = child_traceback
+
+
+# Stages whose items spend their time in antspyx calls, which hold the GIL: in threads side by side they
+# wait on each other (4 OASIS-TRT preprocessings: 9.7 s in sequence, 8.4 s in two threads, 5.5 s in two
+# processes; LPBA40: 4.7, 3.2, 2.8 s), so run_items forks a process per item for them. Not the torch stages:
+# torch releases the GIL, and a fork after its thread pools have started is not safe.
+def forks_items(stage: str, settings: dict[str, Any]) -> bool:
+    """Whether a batch of ``stage`` runs its items side by side in processes (see run_items)."""
+    return stage == "subjects" or (stage == "affine" and settings.get("engine") == "ants")
+
+
+def _in_this_process(run: Callable[[], Any]) -> None:
+    run()
+
+
+_FORK_LOCK = threading.Lock()
+
+
+def _in_child(run: Callable[[], Any]) -> float:
+    """Run ``run`` in a forked child process and wait for it; return the child's peak RSS in MB.
+
+    The child writes the item's files (atomically, as in a thread) and its log records (the handlers'
+    files are shared), and reports back through a pipe; an exception there is raised here with its
+    message (ItemProcessError), a child that dies is a failed item, never a hang."""
+    with _FORK_LOCK:  # no other item's child may inherit this pipe's write end (its EOF would wait for it)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run, report, and leave without the parent's exit handlers
+            code, report = 0, {}
+            try:
+                os.close(read_end)
+                run()
+            except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+                code, report = 1, {"error": str(exc) or type(exc).__name__, "traceback": traceback.format_exc()}
+            try:
+                report["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+                with os.fdopen(write_end, "w") as out:
+                    out.write(json.dumps(report))
+            finally:
+                os._exit(code)
+        os.close(write_end)
+    with os.fdopen(read_end) as inp:
+        text = inp.read()
+    _, status = os.waitpid(pid, 0)
+    report = json.loads(text) if text else {}
+    if "error" in report:
+        raise ItemProcessError(report["error"], report.get("traceback", ""))
+    if os.WIFSIGNALED(status):
+        raise ItemProcessError(f"its process was killed by {signal.Signals(os.WTERMSIG(status)).name}")
+    if os.WEXITSTATUS(status) != 0:
+        raise ItemProcessError(f"its process exited with status {os.WEXITSTATUS(status)}")
+    return float(report.get("rss_mb", 0.0))
 
 
 def chains(items: list[Item]) -> list[list[Item]]:
@@ -220,7 +285,7 @@ def register_items(cohort: str, pairs: list[tuple[str, str]], method: str, setti
 
 def run_items(items: list[Item], manifest: str,
               run_together: Callable[[list[Item]], dict[str, float]] | None = None,
-              workers: int = 1) -> dict[str, Any]:
+              workers: int = 1, processes: bool = False) -> dict[str, Any]:
     """Run (or keep) every item, then write the manifest; never raises for one item's failure.
 
     run_together: runs several items in one call (the torch engine's GPU stack) and returns the
@@ -228,8 +293,10 @@ def run_items(items: list[Item], manifest: str,
     workers: independent chains of items (see :func:`chains`) run in that many threads at once.
     torch, numpy and zlib release the GIL, so torch stages use the cores they were given; antspyx
     calls hold it (two apply_transforms in threads took as long as in sequence), so ANTs-heavy
-    items gain less.
+    items gain less: with ``processes`` (forks_items), items side by side each run in a forked
+    process, and the stamps, manifest and benchmark files are still written here.
     """
+    forked = processes and workers > 1 and hasattr(os, "fork")
     stamps_path = manifest + ".stamps"
     stamps: dict[str, str] = _read_json(stamps_path)
     siblings: list[dict[str, str]] = []
@@ -275,19 +342,19 @@ def run_items(items: list[Item], manifest: str,
             t0 = time.perf_counter()
             try:
                 if it.key in together:
-                    seconds = together[it.key]
+                    seconds, rss_mb = together[it.key], None
                     log.info("%s: done with %d others in one call, %.1f s each", it.key, len(together) - 1, seconds)
                 else:
-                    it.run()
+                    rss_mb = _in_child(it.run) if forked else _in_this_process(it.run)
                     seconds = time.perf_counter() - t0
-                    log.info("%s: done in %.1f s", it.key, seconds)
-                _write_benchmark(it.benchmark, seconds, it.threads)
+                    log.info("%s: done in %.1f s%s", it.key, seconds, " (own process)" if forked else "")
+                _write_benchmark(it.benchmark, seconds, it.threads, rss_mb)
                 with lock:
                     stamps[it.key] = current[it.key]
                 rec.update(status="ok", seconds=round(seconds, 3))
             except Exception as exc:  # one item; the batch goes on
                 log.error("%s", exc)
-                log.info("traceback:\n%s", traceback.format_exc())
+                log.info("traceback:\n%s", getattr(exc, "child_traceback", "") or traceback.format_exc())
                 _remove(it.outputs)
                 with lock:
                     stamps.pop(it.key, None)

@@ -1,5 +1,6 @@
 """Snakemake adapter: one stage for a batch of subjects or pairs (cohortreg.batches)."""
-from cohortreg.batches import pair_items, register_items, register_together, run_items, subject_items, workers_for
+from cohortreg.batches import (forks_items, pair_items, register_items, register_together, run_items, subject_items,
+                               workers_for)
 from cohortreg.jobs import job, pin_threads
 from cohortreg.paths import Layout
 from cohortreg.registration import pair_threads
@@ -27,7 +28,8 @@ with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
         items = pair_items(p.stage, w.cohort, p.pairs, method, p.settings, L, per_item)
     workers = workers_for(smk.threads, per_item, len(items))
     log.info("%d items, %d at a time with %d threads each", len(items), workers, per_item)
-    failed = run_items(items, smk.output.manifest, together, workers)["failed"]
+    processes = forks_items(p.stage, p.get("settings", {}))  # ANTs-heavy items: side by side in processes
+    failed = run_items(items, smk.output.manifest, together, workers, processes)["failed"]
     if p.stage == "register" and hasattr(smk.output, "metrics"):  # batch_fuse: the metrics items, in this process
         items = pair_items("metrics", w.cohort, p.pairs, method, p.qc, L)
         m_threads = min(int(smk.config["resources"]["metrics"]["threads"]), smk.threads)

@@ -142,6 +142,70 @@ def test_a_batch_runs_independent_items_side_by_side_and_dependent_ones_in_order
     assert calls.index("pre") < calls.index("strip") and sorted(calls) == ["other", "pre", "strip"]
 
 
+def _gil_item(d, name, how="ok"):
+    """An item whose work holds the GIL (a Python loop, as antspyx's calls do), or that fails or dies."""
+    import logging
+    import signal
+
+    out = d / f"{name}.out"
+
+    def run():
+        logging.getLogger("cohortreg").warning("working on %s in %d", name, os.getpid())
+        if how == "raise":
+            raise ValueError(f"subject {name!r}: {out}: cannot read it")
+        if how == "die":
+            os.kill(os.getpid(), signal.SIGKILL)
+        total = 0
+        for i in range(12_000_000):
+            total += i % 7
+        out.write_text(f"{name} {total} {os.getpid()}")
+
+    return Item(f"stage {name}", run, [str(out)], str(d / f"{name}.log"), str(d / f"{name}.bench.tsv"), {"k": 1})
+
+
+def test_items_that_hold_the_gil_run_side_by_side_in_processes_and_their_failures_stay_theirs(tmp_path, caplog):
+    import logging
+    import time
+
+    def timed(names, k, **kw):
+        for n in names:
+            (tmp_path / f"{n}.out").unlink(missing_ok=True)  # run_items keeps finished items; each try must run them
+        t0 = time.perf_counter()
+        out = run_items([_gil_item(tmp_path, n) for n in names], str(tmp_path / f"{names[0]}{k}.json"), **kw)
+        return time.perf_counter() - t0, out
+
+    caplog.set_level(logging.INFO, logger="cohortreg")  # the batch's own lines and tracebacks, in the items' logs
+    one = min(timed(["one"], k)[0] for k in range(3))  # the fastest of three: a slow moment of a shared VM
+    threads = min(timed(["ta", "tb"], k, workers=2)[0] for k in range(3))
+    procs, out = min((timed(["pa", "pb"], k, workers=2, processes=True) for k in range(3)), key=lambda t: t[0])
+    assert [r["status"] for r in out["items"]] == ["ok", "ok"]
+    pids_of = {n: (tmp_path / f"{n}.out").read_text().split()[2] for n in ("pa", "pb")}
+    assert str(os.getpid()) not in pids_of.values() and len(set(pids_of.values())) == 2  # each in its own process
+    assert (tmp_path / "pa.out").read_text().split()[1] == (tmp_path / "ta.out").read_text().split()[1]
+    if (os.cpu_count() or 1) >= 2:
+        assert threads > 1.6 * one, (one, threads)  # in threads they wait on each other's GIL ...
+        assert procs < 0.8 * threads, (one, threads, procs)  # ... in processes they do not
+    # the child's log lines reach the item's own log; its benchmark file has the child's peak memory
+    lines = (tmp_path / "pa.log").read_text().splitlines()
+    expected = ["INFO stage pa (batch job, host=", f"WARNING working on pa in {pids_of['pa']}", "INFO stage pa: done in "]
+    assert len(lines) == 3 and all(want in line for want, line in zip(expected, lines)), lines
+    assert lines[2].endswith(" s (own process)")
+    assert float((tmp_path / "pa.bench.tsv").read_text().split()[3]) > 1
+    # a failure in a child is its item's, with the child's message and traceback; a killed child is a
+    # failed item, not a hang; the other items finish, and a rerun keeps them
+    (tmp_path / "bad.out").write_text("stale")
+    items = [_gil_item(tmp_path, "good"), _gil_item(tmp_path, "bad", "raise"), _gil_item(tmp_path, "dead", "die")]
+    out = run_items(items, str(tmp_path / "mixed.json"), workers=2, processes=True)
+    status = {r["item"]: (r["status"], r.get("error", "")) for r in out["items"]}
+    assert status["stage good"] == ("ok", "")
+    assert status["stage bad"][0] == "failed" and "subject 'bad'" in status["stage bad"][1]
+    assert status["stage dead"] == ("failed", "its process was killed by SIGKILL"), status
+    assert not (tmp_path / "bad.out").exists()  # stale outputs of a failed item are removed
+    log = (tmp_path / "bad.log").read_text()
+    assert "ERROR subject 'bad'" in log and "in run\n    raise ValueError" in log  # the child's traceback
+    assert pending(items, str(tmp_path / "mixed.json")) == 2
+
+
 @pytest.mark.workflow
 def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_cohort):
     d = phantom_cohort

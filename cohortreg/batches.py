@@ -152,13 +152,17 @@ class ItemProcessError(RuntimeError):
         self.child_traceback = child_traceback
 
 
-# Stages whose items spend their time in antspyx calls, which hold the GIL: in threads side by side they
-# wait on each other (4 OASIS-TRT preprocessings: 9.7 s in sequence, 8.4 s in two threads, 5.5 s in two
-# processes; LPBA40: 4.7, 3.2, 2.8 s), so run_items forks a process per item for them. Not the torch stages:
-# torch releases the GIL, and a fork after its thread pools have started is not safe.
-def forks_items(stage: str, settings: dict[str, Any]) -> bool:
-    """Whether a batch of ``stage`` runs its items side by side in processes (see run_items)."""
-    return stage == "subjects" or (stage == "affine" and settings.get("engine") == "ants")
+# Items whose time is in antspyx calls, which hold the GIL, wait on each other in threads side by side:
+# 4 OASIS-TRT preprocessings took 9.7 s in sequence, 8.4 s in two threads, 5.5 s in two processes
+# (LPBA40: 4.7, 3.2, 2.8 s); 4 ANTs affines 92.5 s in sequence, 92.0 s in two threads, 48.2 s in two
+# processes. So run_items forks a process per item for the stages that do not use torch (torch releases
+# the GIL, and a fork after its thread pools have started is not safe, hence also not once it is loaded).
+def forks_items(stage: str, engine: str = "") -> bool:
+    """Whether a batch runs its items of ``stage`` (engine: the affine's, or the method's for register)
+    side by side in forked processes (run_items): the subjects stage, the ANTs affine, the register items
+    of the ANTs methods (ants, affine) and metrics, while this process has not loaded torch."""
+    uses_torch = (stage == "affine" and engine != "ants") or (stage == "register" and engine not in ("ants", "affine"))
+    return not uses_torch and "torch" not in sys.modules
 
 
 def _in_this_process(run: Callable[[], Any]) -> None:

@@ -3,7 +3,7 @@ from cohortreg.batches import (forks_items, pair_items, register_items, register
                                workers_for)
 from cohortreg.jobs import job, pin_threads
 from cohortreg.paths import Layout
-from cohortreg.registration import pair_threads
+from cohortreg.registration import engine_of, pair_threads
 
 smk = snakemake  # noqa: F821
 family = "subject" if smk.params.stage == "subjects" else smk.params.stage  # config resources' key
@@ -28,13 +28,13 @@ with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
         items = pair_items(p.stage, w.cohort, p.pairs, method, p.settings, L, per_item)
     workers = workers_for(smk.threads, per_item, len(items))
     log.info("%d items, %d at a time with %d threads each", len(items), workers, per_item)
-    processes = forks_items(p.stage, p.get("settings", {}))  # ANTs-heavy items: side by side in processes
-    failed = run_items(items, smk.output.manifest, together, workers, processes)["failed"]
+    engine = p.settings.get("engine", "torch") if p.stage == "affine" else engine_of(method, p.get("settings"))
+    failed = run_items(items, smk.output.manifest, together, workers, forks_items(p.stage, engine))["failed"]
     if p.stage == "register" and hasattr(smk.output, "metrics"):  # batch_fuse: the metrics items, in this process
         items = pair_items("metrics", w.cohort, p.pairs, method, p.qc, L)
         m_threads = min(int(smk.config["resources"]["metrics"]["threads"]), smk.threads)
         workers = workers_for(smk.threads, m_threads, len(items))
         log.info("then %d metrics items, %d at a time", len(items), workers)
-        failed += run_items(items, smk.output.metrics, None, workers)["failed"]
+        failed += run_items(items, smk.output.metrics, None, workers, forks_items("metrics"))["failed"]
     for name in failed:
         log.error("%s failed or skipped; see its own log", name)

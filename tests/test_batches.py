@@ -3,11 +3,12 @@
 import gzip
 import json
 import os
+import sys
 
 import pandas as pd
 import pytest
 
-from cohortreg.batches import Item, backdate_failed, chains, chunk, item_threads, pending, run_items
+from cohortreg.batches import Item, backdate_failed, chains, chunk, forks_items, item_threads, pending, run_items
 from tests.conftest import planned_jobs, run_snakemake
 from tests.test_workflow import add_bad_subjects, config_args
 
@@ -142,6 +143,16 @@ def test_a_batch_runs_independent_items_side_by_side_and_dependent_ones_in_order
     assert calls.index("pre") < calls.index("strip") and sorted(calls) == ["other", "pre", "strip"]
 
 
+def test_items_fork_where_torch_is_neither_used_nor_loaded(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert forks_items("subjects") and forks_items("affine", "ants") and forks_items("metrics")
+    assert forks_items("register", "ants") and forks_items("register", "affine")
+    assert not forks_items("affine", "torch") and not forks_items("register", "torch")
+    assert not forks_items("register", "learned_io") and not forks_items("register", "learned")
+    monkeypatch.setitem(sys.modules, "torch", sys)  # loaded: its thread pools may have started
+    assert not forks_items("subjects") and not forks_items("metrics")
+
+
 def _gil_item(d, name, how="ok"):
     """An item whose work holds the GIL (a Python loop, as antspyx's calls do), or that fails or dies."""
     import logging
@@ -228,6 +239,12 @@ def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_co
     assert len(failed) == 4
     assert "subject '04'" in failed.loc[("04", "ants"), "error"] and "truncated" in failed.loc[("04", "ants"), "error"]
     assert "subject '05'" in failed.loc[("05", "affine"), "error"] and "does not exist" in failed.loc[("05", "affine"), "error"]
+    # ANTs' items ran side by side each in its own process (batches.forks_items), torch's in threads
+    logs = d / "out" / "logs"
+    assert "(own process)" in (logs / "preprocess" / "ph" / "sub-02.log").read_text()
+    assert "(own process)" in (logs / "metrics" / "ph" / "sub-02_to-01_affine.log").read_text()
+    assert "(own process)" in (logs / "register" / "ph" / "sub-02_to-01_affine.log").read_text()
+    assert "(own process)" not in (logs / "register" / "ph" / "sub-02_to-01_ants.log").read_text()  # one at a time
     # the browsable per-subject tree is the same as without batches
     done = d / "out" / "ph" / "sub-02" / "to-01" / "ants"
     assert (done / "transforms.json").exists() and (done / "sub-02_space-01_desc-warped_dseg.nii.gz").exists()

@@ -152,17 +152,21 @@ class ItemProcessError(RuntimeError):
         self.child_traceback = child_traceback
 
 
-# Items whose time is in antspyx calls, which hold the GIL, wait on each other in threads side by side:
-# 4 OASIS-TRT preprocessings took 9.7 s in sequence, 8.4 s in two threads, 5.5 s in two processes
-# (LPBA40: 4.7, 3.2, 2.8 s); 4 ANTs affines 92.5 s in sequence, 92.0 s in two threads, 48.2 s in two
-# processes. So run_items forks a process per item for the stages that do not use torch (torch releases
-# the GIL, and a fork after its thread pools have started is not safe, hence also not once it is loaded).
+# Items whose time is in antspyx calls, which hold the GIL, wait on each other in threads side by side.
+# On this 2-core VM, one thread per item, in sequence / two threads / two processes (the same files;
+# bench/results/fork_items.json): 4 ANTs affines 88.7 / 96.0 / 46.9 s; 4 OASIS-TRT subjects' preprocessing
+# and skull stripping 10.5 / 7.2 / 5.3 s (5 LPBA40 subjects: 6.2 / 4.3 / 3.5 s). So run_items forks a
+# process per item for those stages. Not for torch (it releases the GIL,
+# and a fork after its thread pools have started is not safe, hence not once it is loaded), nor for short
+# numpy-bound items: the affine method's register and metrics items (0.2-0.4 s) took their batch job from
+# 4.3-4.5 s to 4.8-5.2 s forked (bench/results/throughput_lpba40_2mm_fork_ab.json).
 def forks_items(stage: str, engine: str = "") -> bool:
     """Whether a batch runs its items of ``stage`` (engine: the affine's, or the method's for register)
-    side by side in forked processes (run_items): the subjects stage, the ANTs affine, the register items
-    of the ANTs methods (ants, affine) and metrics, while this process has not loaded torch."""
-    uses_torch = (stage == "affine" and engine != "ants") or (stage == "register" and engine not in ("ants", "affine"))
-    return not uses_torch and "torch" not in sys.modules
+    side by side in forked processes (run_items): the subjects stage (resampling, N4, atlas skull
+    stripping), the ANTs affine and the ants method's registrations, while this process has not loaded
+    torch."""
+    ants_bound = stage == "subjects" or (stage in ("affine", "register") and engine == "ants")
+    return ants_bound and "torch" not in sys.modules
 
 
 def _in_this_process(run: Callable[[], Any]) -> None:

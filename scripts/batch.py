@@ -35,6 +35,6 @@ with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
         m_threads = min(int(smk.config["resources"]["metrics"]["threads"]), smk.threads)
         workers = workers_for(smk.threads, m_threads, len(items))
         log.info("then %d metrics items, %d at a time", len(items), workers)
-        failed += run_items(items, smk.output.metrics, None, workers, forks_items("metrics"))["failed"]
+        failed += run_items(items, smk.output.metrics, None, workers)["failed"]
     for name in failed:
         log.error("%s failed or skipped; see its own log", name)

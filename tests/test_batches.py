@@ -145,12 +145,12 @@ def test_a_batch_runs_independent_items_side_by_side_and_dependent_ones_in_order
 
 def test_items_fork_where_torch_is_neither_used_nor_loaded(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    assert forks_items("subjects") and forks_items("affine", "ants") and forks_items("metrics")
-    assert forks_items("register", "ants") and forks_items("register", "affine")
+    assert forks_items("subjects") and forks_items("affine", "ants") and forks_items("register", "ants")
     assert not forks_items("affine", "torch") and not forks_items("register", "torch")
     assert not forks_items("register", "learned_io") and not forks_items("register", "learned")
+    assert not forks_items("register", "affine") and not forks_items("metrics")  # short numpy-bound items
     monkeypatch.setitem(sys.modules, "torch", sys)  # loaded: its thread pools may have started
-    assert not forks_items("subjects") and not forks_items("metrics")
+    assert not forks_items("subjects") and not forks_items("affine", "ants")
 
 
 def _gil_item(d, name, how="ok"):
@@ -222,6 +222,8 @@ def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_co
     d = phantom_cohort
     raw = add_bad_subjects(d)
     args = config_args(d, "batch_size=2")
+    with open(d / "fast.yaml", "a") as f:
+        f.write("affine: {engine: ants}\n")  # its items, like the subjects', run in processes (batches.forks_items)
     r = run_snakemake("-n", "--cores", "2", *args, cwd=d)
     plan = [rule for rule, _ in planned_jobs(r.stdout + r.stderr)]
     # 5 subjects in batches of 2 -> 3 subject jobs; 4 pairs -> 2 pair batches x (affine + 2 x register with
@@ -239,11 +241,11 @@ def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_co
     assert len(failed) == 4
     assert "subject '04'" in failed.loc[("04", "ants"), "error"] and "truncated" in failed.loc[("04", "ants"), "error"]
     assert "subject '05'" in failed.loc[("05", "affine"), "error"] and "does not exist" in failed.loc[("05", "affine"), "error"]
-    # ANTs' items ran side by side each in its own process (batches.forks_items), torch's in threads
+    # the subjects' items ran side by side each in its own process (batches.forks_items), the rest in threads
     logs = d / "out" / "logs"
     assert "(own process)" in (logs / "preprocess" / "ph" / "sub-02.log").read_text()
-    assert "(own process)" in (logs / "metrics" / "ph" / "sub-02_to-01_affine.log").read_text()
-    assert "(own process)" in (logs / "register" / "ph" / "sub-02_to-01_affine.log").read_text()
+    assert "(own process)" in (logs / "affine" / "ph" / "sub-02_to-01.log").read_text()
+    assert "(own process)" not in (logs / "register" / "ph" / "sub-02_to-01_affine.log").read_text()
     assert "(own process)" not in (logs / "register" / "ph" / "sub-02_to-01_ants.log").read_text()  # one at a time
     # the browsable per-subject tree is the same as without batches
     done = d / "out" / "ph" / "sub-02" / "to-01" / "ants"

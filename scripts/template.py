@@ -37,8 +37,9 @@ with job(smk, smk.rule) as log:
         register_to_template(i.template, p.brain, p.labels, p.method, p.method_params, p.affine,
                              o.manifest, o.warped, o.warped_labels, threads=smk.threads, affine_only=p.affine_only)
     elif smk.rule == "template_register_batch":
-        from cohortreg.batches import run_items, workers_for
+        from cohortreg.batches import forks_items, run_items, workers_for
         from cohortreg.paths import Layout
+        from cohortreg.registration import engine_of
         from cohortreg.template.batch import register_round_together, round_items
 
         per_item = min(int(smk.config["resources"]["register"]["threads"]), smk.threads)
@@ -50,7 +51,10 @@ with job(smk, smk.rule) as log:
                                            smk.threads)
         workers = workers_for(smk.threads, per_item, len(items))
         log.info("%d inputs, %d at a time with %d threads each", len(items), workers, per_item)
-        done = run_items(items, o.manifest, together, workers)
+        # ANTs' items (its affine, or SyN after either affine) side by side in processes: it holds the GIL
+        forked = (forks_items("affine", p.affine.get("engine", "torch")) if p.affine_only
+                  else forks_items("register", engine_of(p.method, p.method_params)))
+        done = run_items(items, o.manifest, together, workers, forked)
         for name in done["failed"]:
             log.error("%s failed or skipped; see its own log", name)
     elif smk.rule == "template_update":

@@ -186,7 +186,12 @@ def _in_child(run: Callable[[], Any]) -> float:
         sys.stdout.flush()
         sys.stderr.flush()
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to be had (memory, a process limit): this item fails, with the reason
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if pid == 0:  # the child: run, report, and leave without the parent's exit handlers
             code, report = 0, {}
             try:

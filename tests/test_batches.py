@@ -217,6 +217,19 @@ def test_items_that_hold_the_gil_run_side_by_side_in_processes_and_their_failure
     assert pending(items, str(tmp_path / "mixed.json")) == 2
 
 
+def test_an_item_that_gets_no_process_fails_with_the_reason_and_leaks_nothing(tmp_path, monkeypatch):
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    out = run_items([_gil_item(tmp_path, "a"), _gil_item(tmp_path, "b")], str(tmp_path / "m.json"), workers=2,
+                    processes=True)
+    assert [(r["status"], "Resource temporarily unavailable" in r["error"]) for r in out["items"]] == [("failed", True)] * 2
+    if fds is not None:
+        assert len(os.listdir("/proc/self/fd")) == fds  # both ends of each pipe closed
+
+
 @pytest.mark.workflow
 def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_cohort):
     d = phantom_cohort

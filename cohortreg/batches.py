@@ -160,13 +160,18 @@ class ItemProcessError(RuntimeError):
 # and a fork after its thread pools have started is not safe, hence not once it is loaded), nor for short
 # numpy-bound items: the affine method's register and metrics items (0.2-0.4 s) took their batch job from
 # 4.3-4.5 s to 4.8-5.2 s forked (bench/results/throughput_lpba40_2mm_fork_ab.json).
-def forks_items(stage: str, engine: str = "") -> bool:
-    """Whether a batch runs its items of ``stage`` (engine: the affine's, or the method's for register)
-    side by side in forked processes (run_items): the subjects stage (resampling, N4, atlas skull
-    stripping), the ANTs affine and the ants method's registrations, while this process has not loaded
-    torch."""
-    ants_bound = stage == "subjects" or (stage in ("affine", "register") and engine == "ants")
-    return ants_bound and "torch" not in sys.modules
+def forks_items(stage: str, method: str = "", settings: dict[str, Any] | None = None) -> bool:
+    """Whether a batch runs its items of ``stage`` side by side in forked processes (run_items): the
+    subjects stage (resampling, N4, atlas skull stripping), the ANTs affine (settings: config['affine'])
+    and the registrations of a method whose engine is ants (settings: its method_params), while this
+    process has not loaded torch."""
+    from .registration import engine_of
+
+    if stage == "affine":  # stages.affine_files' default (config.yaml's); that function's source is the affine's stamp
+        engine = (settings or {}).get("engine", "torch")
+    else:
+        engine = engine_of(method, settings) if stage == "register" else ""
+    return (stage == "subjects" or engine == "ants") and "torch" not in sys.modules
 
 
 def _in_this_process(run: Callable[[], Any]) -> None:
@@ -289,8 +294,9 @@ def register_items(cohort: str, pairs: list[tuple[str, str]], method: str, setti
     from .registration import engine_of
 
     items = pair_items("register", cohort, pairs, method, settings, L, per_item)
-    if local and per_item > 1 and engine_of(method, settings) in THREAD_INVARIANT:  # else no stamps to read
-        one = item_threads(threads, per_item, pending(items, manifest), engine_of(method, settings), local, item_mb)
+    engine = engine_of(method, settings)
+    if local and per_item > 1 and engine in THREAD_INVARIANT:  # else no stamps to read
+        one = item_threads(threads, per_item, pending(items, manifest), engine, local, item_mb)
         for it in items:
             it.threads = one
     return items

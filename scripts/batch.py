@@ -3,7 +3,7 @@ from cohortreg.batches import (forks_items, pair_items, register_items, register
                                workers_for)
 from cohortreg.jobs import job, pin_threads
 from cohortreg.paths import Layout
-from cohortreg.registration import engine_of, pair_threads
+from cohortreg.registration import pair_threads
 
 smk = snakemake  # noqa: F821
 family = "subject" if smk.params.stage == "subjects" else smk.params.stage  # config resources' key
@@ -28,8 +28,8 @@ with job(smk, f"{smk.params.stage} batch", threads=per_item) as log:
         items = pair_items(p.stage, w.cohort, p.pairs, method, p.settings, L, per_item)
     workers = workers_for(smk.threads, per_item, len(items))
     log.info("%d items, %d at a time with %d threads each", len(items), workers, per_item)
-    engine = p.settings.get("engine", "torch") if p.stage == "affine" else engine_of(method, p.get("settings"))
-    failed = run_items(items, smk.output.manifest, together, workers, forks_items(p.stage, engine))["failed"]
+    processes = forks_items(p.stage, method, p.get("settings"))  # ANTs' items: side by side in processes
+    failed = run_items(items, smk.output.manifest, together, workers, processes)["failed"]
     if p.stage == "register" and hasattr(smk.output, "metrics"):  # batch_fuse: the metrics items, in this process
         items = pair_items("metrics", w.cohort, p.pairs, method, p.qc, L)
         m_threads = min(int(smk.config["resources"]["metrics"]["threads"]), smk.threads)

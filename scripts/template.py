@@ -39,7 +39,6 @@ with job(smk, smk.rule) as log:
     elif smk.rule == "template_register_batch":
         from cohortreg.batches import forks_items, run_items, workers_for
         from cohortreg.paths import Layout
-        from cohortreg.registration import engine_of
         from cohortreg.template.batch import register_round_together, round_items
 
         per_item = min(int(smk.config["resources"]["register"]["threads"]), smk.threads)
@@ -52,8 +51,8 @@ with job(smk, smk.rule) as log:
         workers = workers_for(smk.threads, per_item, len(items))
         log.info("%d inputs, %d at a time with %d threads each", len(items), workers, per_item)
         # ANTs' items (its affine, or SyN after either affine) side by side in processes: it holds the GIL
-        forked = (forks_items("affine", p.affine.get("engine", "torch")) if p.affine_only
-                  else forks_items("register", engine_of(p.method, p.method_params)))
+        forked = forks_items("affine", settings=p.affine) if p.affine_only else forks_items("register", p.method,
+                                                                                           p.method_params)
         done = run_items(items, o.manifest, together, workers, forked)
         for name in done["failed"]:
             log.error("%s failed or skipped; see its own log", name)

@@ -145,12 +145,15 @@ def test_a_batch_runs_independent_items_side_by_side_and_dependent_ones_in_order
 
 def test_items_fork_where_torch_is_neither_used_nor_loaded(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    assert forks_items("subjects") and forks_items("affine", "ants") and forks_items("register", "ants")
-    assert not forks_items("affine", "torch") and not forks_items("register", "torch")
-    assert not forks_items("register", "learned_io") and not forks_items("register", "learned")
-    assert not forks_items("register", "affine") and not forks_items("metrics")  # short numpy-bound items
+    ants_affine = {"engine": "ants"}
+    assert forks_items("subjects") and forks_items("affine", settings=ants_affine) and forks_items("register", "ants")
+    assert forks_items("register", "my_syn", {"engine": "ants", "preset": "fast"})  # a method_params entry of ants
+    assert not forks_items("affine", settings={"engine": "torch"}) and not forks_items("affine", settings={})
+    assert not forks_items("register", "torch") and not forks_items("register", "learned_io")
+    assert not forks_items("register", "learned") and not forks_items("register", "affine")  # short numpy-bound items
+    assert not forks_items("metrics", "ants")
     monkeypatch.setitem(sys.modules, "torch", sys)  # loaded: its thread pools may have started
-    assert not forks_items("subjects") and not forks_items("affine", "ants")
+    assert not forks_items("subjects") and not forks_items("affine", settings=ants_affine)
 
 
 def _gil_item(d, name, how="ok"):

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 from . import __version__
 from .io import write_text_atomic
 from .paths import Layout
-from .provenance import fingerprint, stage_of
+from .provenance import fingerprint
 
 log = logging.getLogger("cohortreg")
 T = TypeVar("T")
@@ -76,9 +76,14 @@ def auto_batch_size(setting: int | str, n_subjects: int, local: bool = False) ->
 
 @dataclass
 class Item:
-    """One subject's (or pair's) share of a batch stage."""
+    """One subject's (or pair's) share of a batch stage.
 
-    key: str                      # e.g. "preprocess ph/02" (also the stamp key)
+    Its stamp (what decides whether a finished item is kept) covers its settings, its input files, the
+    code of its stage (and of its method's engine: ``engine``) and, for a learned method, its model file.
+    """
+
+    key: str                      # e.g. "preprocess ph/02": names it in logs, manifests and the stamps file
+    stage: str                    # cohortreg.provenance's stage whose code makes it: preprocess, ..., template
     run: Callable[[], Any]
     outputs: list[str]
     log: str
@@ -89,19 +94,24 @@ class Item:
     report: Callable[[], dict[str, Any]] | None = None  # what the manifest records of a finished item
     job: tuple[str, ...] = ()     # register items: pair.register_pairs' arguments, to run several at once
     threads: int = 0              # register items: the threads the pair runs on (its benchmark file says so)
+    engine: str = ""              # register and template items: the engine whose code makes it
+    model: str = ""               # a learned method's model file: a retrained model recomputes the item
+
+
+def _file_identity(path: str) -> list[Any]:
+    """[path, size, mtime in ns] of a file, or [path, None, None] when it is missing."""
+    try:
+        st = os.stat(path)  # one stat per file, not an exists() and two stats
+        return [path, st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [path, None, None]
 
 
 def stamp(item: Item) -> str:
-    files = []
-    for p in item.inputs:
-        if p:
-            try:
-                st = os.stat(p)  # one stat per file, not an exists() and two stats
-                files.append([p, st.st_size, st.st_mtime_ns])
-            except OSError:
-                files.append([p, None, None])
+    files = [_file_identity(p) for p in item.inputs if p]
     # The seed reaches ANTs through jobs.pin_threads (config 'seed'): a changed seed is a changed item.
-    blob = json.dumps({"settings": item.settings, "inputs": files, "version": fingerprint(*stage_of(item.key)),
+    blob = json.dumps({"settings": item.settings, "inputs": files, "version": fingerprint(item.stage, item.engine),
+                       "model": _file_identity(item.model) if item.model else None,
                        "seed": os.environ.get("ANTS_RANDOM_SEED")}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()
 
@@ -165,12 +175,12 @@ def forks_items(stage: str, method: str = "", settings: dict[str, Any] | None = 
     subjects stage (resampling, N4, atlas skull stripping), the ANTs affine (settings: config['affine'])
     and the registrations of a method whose engine is ants (settings: its method_params), while this
     process has not loaded torch."""
-    from .registration import engine_of
+    from .registration import resolve
 
     if stage == "affine":  # stages.affine_files' default (config.yaml's); that function's source is the affine's stamp
         engine = (settings or {}).get("engine", "torch")
     else:
-        engine = engine_of(method, settings) if stage == "register" else ""
+        engine = resolve(method, settings).engine if stage == "register" else ""
     return (stage == "subjects" or engine == "ants") and "torch" not in sys.modules
 
 
@@ -291,10 +301,8 @@ def register_items(cohort: str, pairs: list[tuple[str, str]], method: str, setti
                    threads: int, per_item: int, manifest: str, local: bool, item_mb: float) -> list[Item]:
     """A register batch job's items, each with its threads: per_item, or one each (item_threads) in a local
     job of a thread-invariant engine with a pair to run for every one of the job's ``threads``."""
-    from .registration import engine_of
-
     items = pair_items("register", cohort, pairs, method, settings, L, per_item)
-    engine = engine_of(method, settings)
+    engine = items[0].engine if items else ""
     if local and per_item > 1 and engine in THREAD_INVARIANT:  # else no stamps to read
         one = item_threads(threads, per_item, pending(items, manifest), engine, local, item_mb)
         for it in items:
@@ -466,11 +474,11 @@ def subject_items(cohort: str, rows: list[dict[str, Any]], pre: dict[str, Any], 
         t1, labels, raw_json = fmt(L.preproc_t1), fmt(L.preproc_labels), fmt(L.preproc_json)
         brain, mask, verdict = fmt(L.brain), fmt(L.brain_mask), fmt(L.subject_qc)
         raw = [r["t1"], r["labels"]] + ([r["mask"]] if strip["method"] == "provided" else [])
-        items.append(Item(f"preprocess {cohort}/{s}", (lambda s=s, r=r, t1=t1, labels=labels, j=raw_json:
+        items.append(Item(f"preprocess {cohort}/{s}", "preprocess", (lambda s=s, r=r, t1=t1, labels=labels, j=raw_json:
                                                        preprocess_files(s, r["t1"], r["labels"], pre, t1, labels, j)),
                           [t1, labels, raw_json], fmt(L.log("preprocess")), fmt(L.benchmark("preprocess")),
                           {"row": r, "settings": pre}, inputs=raw))
-        items.append(Item(f"skullstrip {cohort}/{s}",
+        items.append(Item(f"skullstrip {cohort}/{s}", "skullstrip",
                           (lambda s=s, r=r, t1=t1, brain=brain, mask=mask, j=raw_json, v=verdict:
                            skullstrip_files(s, t1, strip, r["t1"], r["mask"], brain, mask, pct, j, qc, v)),
                           [brain, mask, verdict], fmt(L.log("skullstrip")), fmt(L.benchmark("skullstrip")),
@@ -484,8 +492,10 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
     """stage: affine | register | metrics, for (moving, fixed) pairs of one cohort."""
     from .aggregate import PairResult, pair_row
     from .pair import evaluate_pair, register_pair
+    from .registration import resolve
     from .stages import affine_files
 
+    resolved = resolve(method, settings) if stage == "register" else None
     items = []
     for moving, fixed in pairs:
         ids = dict(cohort=cohort, moving=moving, fixed=fixed, method=method)
@@ -501,15 +511,16 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
         key = f"{stage} {cohort}/{moving}->{fixed}" + ("" if stage == "affine" else f" [{method}]")
         if stage == "affine":
             needs = [f_brain, m_brain]
-            item = Item(key, lambda f=f_brain, m=m_brain, out=mat: affine_files(f, m, settings, out), [mat],
+            item = Item(key, stage, lambda f=f_brain, m=m_brain, out=mat: affine_files(f, m, settings, out), [mat],
                         L.log("affine", pair=True).format(**ids), L.benchmark("affine", pair=True).format(**ids),
                         {"settings": settings}, inputs=needs, needs=needs)
         elif stage == "register":
             needs = [f_brain, m_brain, m_labels, mat]
             job = (*needs, files["manifest"], files["warped"], files["warped_labels"])
-            item = Item(key, lambda: None, [files["manifest"], files["warped"], files["warped_labels"]],
+            item = Item(key, stage, lambda: None, [files["manifest"], files["warped"], files["warped_labels"]],
                         L.log("register").format(**ids), L.benchmark("register").format(**ids),
-                        {"method": method, "settings": settings}, inputs=needs, needs=needs, job=job, threads=threads)
+                        {"method": method, "settings": settings}, inputs=needs, needs=needs, job=job, threads=threads,
+                        engine=resolved.engine, model=resolved.model_file)
             # the item's own threads, read when it runs: register_items may give each one thread after building it
             item.run = lambda it=item: register_pair(method, settings, *it.job, threads=it.threads)
         else:
@@ -518,7 +529,7 @@ def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: st
             result = PairResult(**ids, metrics=files["json"], labels=files["labels"],
                                 benchmark=L.benchmark("register").format(**ids),
                                 benchmark_affine=L.benchmark("affine", pair=True).format(**ids), logs=())
-            item = Item(key, lambda n=needs, o=files, i=ids, f=f_brain, q=qc_files:
+            item = Item(key, stage, lambda n=needs, o=files, i=ids, f=f_brain, q=qc_files:
                         evaluate_pair(*n, o["json"], o["labels"], i, f, o["warped"], q, settings, o["picture"]),
                         [files["json"], files["labels"], files["picture"]], L.log("metrics").format(**ids),
                         L.benchmark("metrics").format(**ids), {"qc": settings}, inputs=needs + extra,

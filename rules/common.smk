@@ -10,9 +10,10 @@ from cohortreg.batches import auto_batch_size, backdate_failed, batch_id, chunk
 from cohortreg.paths import Layout
 from cohortreg.provenance import STAGES, fingerprint
 from cohortreg.learn.plan import has_split, plan_training, subject_row
-from cohortreg.registration import engine_of, get_method, pair_threads
+from cohortreg.registration import get_method, pair_threads, resolve
 from cohortreg.samples import references as sheet_references
 from cohortreg.samples import SheetError, SubjectIndex, design_pairs, missing_files, read_sheet
+from cohortreg.upstream import raw_files, unchanged
 
 validate(config, "../config/schemas/config.schema.yaml")
 
@@ -52,6 +53,21 @@ PERCENTILES = [config["preprocess"]["lower_percentile"], config["preprocess"]["u
 SUBJECT_QC = {k: v for k, v in config["qc"].items() if k in ("on_fail", "brain_ml", "min_levels", "max_mode_fraction")}
 
 
+def subject_data(subjects):
+    """What a subject batch makes each (cohort, subject)'s files from: its raw files by path, size and
+    mtime, and the subject stages' settings and code (cohortreg.upstream: a job downstream of the
+    subject batches reruns when this changes, not when a batch reran for other subjects)."""
+    return {"raw": raw_files((c, s, ROW(c, s)) for c, s in subjects), "preprocess": config["preprocess"],
+            "skullstrip": config["skullstrip"], "qc": SUBJECT_QC, "code": [CODE["preprocess"], CODE["skullstrip"]]}
+
+
+def carried(manifests, output, data):
+    """Batch manifests as a downstream job's inputs: ancient while ``output`` was made from ``data``
+    (cohortreg.upstream), so that a batch rerun for other subjects does not rerun the job."""
+    keep = unchanged(output, data)
+    return [ancient(m) if keep else m for m in manifests]
+
+
 def get_row(wildcards, who="subject"):
     return ROW(wildcards.cohort, getattr(wildcards, who))
 
@@ -79,9 +95,11 @@ def configured(method):
     return dict(config.get("method_params", {}).get(method, {}))
 
 
-for _m in METHODS:
-    get_method(_m, configured(_m))  # an unknown method or engine is refused at start, naming it
-ENGINE = {m: engine_of(m, configured(m)) for m in METHODS}
+# Each method resolved once (cohortreg.registration.ResolvedMethod): an unknown method or engine is
+# refused here, at start, naming it; everything below asks RESOLVED for a method's engine and code.
+RESOLVED = {m: resolve(m, configured(m)) for m in METHODS}
+ENGINE = {m: r.engine for m, r in RESOLVED.items()}
+METHOD_CODE = {m: r.code() for m, r in RESOLVED.items()}  # an engine whose code cannot be found: an error now
 # A local run? The executor is not known yet while the workflow is parsed, but a cluster executor
 # runs with --jobs (the profile's jobs:) and its jobs in remote mode, while the local executor folds
 # --jobs into --cores. (A local run given both --cores and --jobs counts as a cluster: per-job.)
@@ -123,7 +141,7 @@ def method_params(wildcards):
 
 
 def method_code(wildcards):
-    return fingerprint("register", ENGINE[wildcards.method])
+    return METHOD_CODE[wildcards.method]
 
 
 def model_input(wildcards):

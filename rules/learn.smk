@@ -5,7 +5,7 @@
 MODEL_OF = {m: (m if ENGINE[m] == "learned" else configured(m).get("model", "learned"))
             for m in METHODS if ENGINE[m] in ("learned", "learned_io")}
 for _m, _model in MODEL_OF.items():
-    if engine_of(_model, configured(_model)) != "learned":
+    if resolve(_model, configured(_model)).engine != "learned":
         raise ValueError(f"method {_m!r}: model {_model!r} is not a learned method (method_params.{_model}.engine: learned)")
 TRAINING = {}  # model -> cohortreg.learn.plan.TrainingPlan, for models the workflow trains
 MODEL_FILE = {}
@@ -51,29 +51,22 @@ def validation_pairs(wildcards):
 
 def training_inputs(wildcards):
     """Per job: the files themselves. With batches (rules/batch.smk) the batch manifests that make them,
-    as ancient: a batch job that reran for another subject rewrites its manifest, and that must not
-    retrain the model; what does retrain it is training_data below."""
+    ancient while the model was trained on exactly training_data (cohortreg.upstream): a batch job that
+    reran for another subject rewrites its manifest, and that must not retrain the model; a replaced
+    scan of its own must."""
     if BATCH_SIZE > 1:
-        return {"batches": [ancient(m) for m in training_batches(wildcards.model)]}
+        return {"batches": carried(training_batches(wildcards.model), MODEL_FILE[wildcards.model],
+                                   training_data(wildcards))}
     rows = training_pairs(wildcards) + validation_pairs(wildcards)
     return {"files": sorted({r[k] for r in rows for k in ("fixed", "fixed_labels", "moving", "moving_labels", "affine")})}
 
 
 def training_data(wildcards):
-    """With batches: what the training pairs' files are made from (each subject's raw files, by size
-    and mtime, and the stages' settings and code), so that a replaced scan or a changed preprocessing
-    retrains the model as a newer file does per job."""
+    """What the training pairs' files are made from: each subject's raw files and the subject stages'
+    settings and code (subject_data), and the affine's."""
     plan = TRAINING[wildcards.model]
     subjects = sorted({(c, s) for c, mv, fx in plan.all_pairs() for s in (mv, fx)})
-    raw = {}
-    for c, s in subjects:
-        row = ROW(c, s)
-        for k in ("t1", "labels", "mask"):
-            if row.get(k) and os.path.exists(row[k]):
-                st = os.stat(row[k])
-                raw[f"{c}/{s}/{k}"] = [st.st_size, st.st_mtime_ns]
-    return {"raw": raw, "preprocess": config["preprocess"], "skullstrip": config["skullstrip"], "affine": config["affine"],
-            "code": [CODE["preprocess"], CODE["skullstrip"], CODE["affine"]]}
+    return {**subject_data(subjects), "affine": config["affine"], "affine_code": CODE["affine"]}
 
 
 def training_settings(wildcards):
@@ -125,7 +118,7 @@ rule train_model:
         out=lambda w: L.model("").format(model=w.model),
         seed=config["seed"],
         code=CODE["learn"],
-        **({"data": training_data} if BATCH_SIZE > 1 else {}),  # per job the input files' mtimes do this
+        data=training_data,  # recorded beside the model (cohortreg.upstream); per job the input files' mtimes do this too
     log:
         L.model_witness("logs"),
     benchmark:

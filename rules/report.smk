@@ -34,7 +34,7 @@ def report_settings():
     out = {}
     for m in METHODS:
         params = {k: v for k, v in params_of(m).items() if k != "model_file"}
-        out[m] = {"engine": ENGINE[m], "code": fingerprint("register", ENGINE[m]), "settings": params}
+        out[m] = {"engine": ENGINE[m], "code": METHOD_CODE[m], "settings": params}
     return out
 
 

@@ -16,6 +16,7 @@ if SPLIT:  # with a split column, train/val subjects build it; the test subjects
 TPL_INPUTS = [(c, s) for c, s in _tpl_rows.index]
 TPL_WEIGHTS = subject_weights([c for c, _ in TPL_INPUTS], TPL["weighting"]) if TPL_INPUTS else []
 TPL_METHOD = TPL["method"]
+TPL_CODE = resolve(TPL_METHOD, configured(TPL_METHOD)).code("template")  # a round's registrations: its engine's code too
 for _p in TPL.get("presets", []):  # an unknown preset is refused at start, naming it
     get_method(TPL_METHOD, configured(TPL_METHOD))({**configured(TPL_METHOD), "preset": _p})
 TPL_STOP = TPL.get("stop_below_mm") is not None  # early stop: the inputs below, only then (no reruns of a study without)
@@ -93,13 +94,20 @@ def tpl_labels(c, s):
     return L.preproc_labels.format(cohort=c, subject=s) if ROW(c, s).get("labels") else ""
 
 
-def tpl_subject_inputs(c, s):
-    """An input subject's brain and labels as a rule's inputs: its files, or (the study's batch_size > 1)
-    its subject batch's manifest, which is what makes them then."""
-    if (c, s) in SUBJECT_BATCH:
-        return {"subjects": L.batch("subjects").format(cohort=c, batch=SUBJECT_BATCH[(c, s)])}
-    labels = tpl_labels(c, s)
-    return {"brain": L.brain.format(cohort=c, subject=s), **({"labels": labels} if labels else {})}
+def tpl_subject_inputs(subjects, output):
+    """Input subjects' brains and labels as the inputs of the job that writes ``output``: their files, or
+    (the study's batch_size > 1) their subject batches' manifests, which make them then; those are
+    ancient while the job's output was made from the same subjects (common.smk: carried), so subjects
+    appended to the sheet, which rerun the last subject batch, rebuild no template."""
+    if all(cs in SUBJECT_BATCH for cs in subjects):
+        manifests = sorted({L.batch("subjects").format(cohort=c, batch=SUBJECT_BATCH[(c, s)]) for c, s in subjects})
+        return {"subjects": carried(manifests, output, subject_data(subjects))}
+    out = {}
+    for c, s in subjects:
+        labels = tpl_labels(c, s)
+        out.setdefault("brain", []).append(L.brain.format(cohort=c, subject=s))
+        out.setdefault("labels", []).extend([labels] if labels else [])
+    return {k: v for k, v in out.items() if v}
 
 
 def tpl_update_inputs(wildcards):
@@ -116,8 +124,9 @@ def tpl_update_inputs(wildcards):
 
 
 def tpl_register_inputs(wildcards):
-    out = {"template": tpl(L.template_iter(), iteration=wildcards.iteration),
-           **tpl_subject_inputs(wildcards.cohort, wildcards.subject)}
+    c, s, k = wildcards.cohort, wildcards.subject, wildcards.iteration
+    output = tpl(L.template_input("transforms.json"), iteration=k, cohort=c, subject=s)
+    out = {"template": tpl(L.template_iter(), iteration=k), **tpl_subject_inputs([(c, s)], output)}
     out.update({"model": MODEL_FILE[MODEL_OF[TPL_METHOD]]} if TPL_METHOD in MODEL_OF else {})
     k = int(wildcards.iteration)
     if TPL_STOP and k >= 2:  # to a copied template, the registration to the one before is copied
@@ -131,8 +140,9 @@ def tpl_batch_inputs(wildcards):
     """A batch of a round: the round's template, its inputs' brains and labels (or subject batches),
     the model of a learned method, and with an early stop the row that says whether to copy."""
     out = {"template": tpl(L.template_iter(), iteration=wildcards.iteration)}
-    subjects = [tpl_subject_inputs(c, s) for c, s in TPL_BATCHES[int(wildcards.batch)]]
-    out["subject_files"] = sorted({f for d in subjects for f in d.values()})
+    output = tpl(L.template_batch(), iteration=wildcards.iteration, batch=wildcards.batch)
+    subjects = tpl_subject_inputs(TPL_BATCHES[int(wildcards.batch)], output)
+    out["subject_files"] = sorted({f for files in subjects.values() for f in files})
     out.update({"model": MODEL_FILE[MODEL_OF[TPL_METHOD]]} if TPL_METHOD in MODEL_OF else {})
     k = int(wildcards.iteration)
     if TPL_STOP and k >= 2:
@@ -216,7 +226,8 @@ rule template_register:
         affine=config["affine"],
         affine_only=lambda w: int(w.iteration) == 0,
         seed=config["seed"],
-        code=fingerprint("template", engine_of(TPL_METHOD, configured(TPL_METHOD))),
+        code=TPL_CODE,
+        upstream=lambda w: subject_data([(w.cohort, w.subject)]),  # recorded beside the output (cohortreg.upstream)
     log:
         tpl(L._p("logs/template/{name}/iter-{iteration}/{cohort}/sub-{subject}.log")),
     benchmark:
@@ -246,7 +257,8 @@ rule template_register_batch:
         affine=config["affine"],
         affine_only=lambda w: int(w.iteration) == 0,
         seed=config["seed"],
-        code=fingerprint("template", engine_of(TPL_METHOD, configured(TPL_METHOD))),
+        code=TPL_CODE,
+        upstream=lambda w: subject_data(TPL_BATCHES[int(w.batch)]),  # recorded beside the output (cohortreg.upstream)
     log:
         tpl(L.template_batch("logs")),
     benchmark:

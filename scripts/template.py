@@ -82,3 +82,7 @@ with job(smk, smk.rule) as log:
                                     **{lib: _version(lib) for lib in ("antspyx", "torch", "nibabel", "numpy")}}}
         finish_template(i.template, inputs(int(smk.config["template"]["iterations"]) + 1), p.weights, settings(p), list(i.rows),
                         outputs, description)
+    if smk.rule in ("template_register", "template_register_batch"):  # what its inputs were made from
+        from cohortreg.upstream import record
+
+        record(o.manifest, p.upstream)

@@ -45,7 +45,10 @@ def round_items(L: Layout, name: str, iteration: str, inputs: Sequence[Sequence[
     """inputs: (cohort, subject, labels file or '') each. row, previous: with an early stop
     (template.stop_below_mm), this iteration's update.json and the round before's iteration id: a
     copied template's items copy their registration from that round."""
+    from ..registration import resolve
+
     copy = is_copy(row)
+    resolved = resolve(method, params)
     items = []
     for cohort, subject, labels in inputs:
         brain = L.brain.format(cohort=cohort, subject=subject)
@@ -62,9 +65,10 @@ def round_items(L: Layout, name: str, iteration: str, inputs: Sequence[Sequence[
                                                           affine_only)
             needs = [template, brain] + ([labels] if labels else [])
         key = f"template {name} iter-{iteration} {cohort}/{subject} [{'affine' if affine_only else method}]"
-        items.append(Item(key, run, outputs, out["log"], out["benchmark"],
+        items.append(Item(key, "template", run, outputs, out["log"], out["benchmark"],
                           {"method": method, "params": params, "affine": affine_settings, "affine_only": affine_only,
-                           "copy": copy}, inputs=needs, needs=needs, job=job))
+                           "copy": copy}, inputs=needs, needs=needs, job=job,
+                          engine="affine" if affine_only else resolved.engine, model=resolved.model_file))
     return items
 
 

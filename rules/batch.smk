@@ -3,35 +3,12 @@
 # manifest; the per-subject rules stay defined but nothing asks for their outputs.
 
 
-# Batches (config batch_size > 1, rules/batch.smk): consecutive subjects of a cohort in sheet order,
-# and consecutive pairs of a cohort in design order. Appending subjects to a sheet only touches the
-# cohort's last batch; a batch job keeps its finished items (cohortreg.batches).
-SUBJECT_BATCHES, SUBJECT_BATCH, PAIR_BATCHES = {}, {}, {}
+# Batches (config batch_size > 1): which subjects and pairs each job holds (cohortreg.batch_plan); a
+# batch job keeps its finished items (cohortreg.batches).
+BATCHES = BatchPlan.build(BATCH_SIZE, L, SHEET.index, ((p.cohort, p.moving, p.fixed) for p in PAIRS),
+                          (t for _plan in TRAINING.values() for t in _plan.all_pairs()))
+SUBJECT_BATCH = BATCHES.subject_batch
 BATCH_FUSE = bool(config.get("batch_fuse", True))
-if BATCH_SIZE > 1:
-    for _c, _s in SHEET.index:
-        SUBJECT_BATCHES.setdefault(_c, []).append(_s)
-    SUBJECT_BATCHES = {c: chunk(s, BATCH_SIZE) for c, s in SUBJECT_BATCHES.items()}
-    SUBJECT_BATCH = {(c, s): batch_id(i) for c, bs in SUBJECT_BATCHES.items() for i, b in enumerate(bs) for s in b}
-    for _p in PAIRS:
-        PAIR_BATCHES.setdefault(_p.cohort, []).append((_p.moving, _p.fixed))
-    PAIR_BATCHES = {c: chunk(p, BATCH_SIZE) for c, p in PAIR_BATCHES.items()}
-# Affine batches: those of the pair batches (same ids), and batches of the pairs that only a learned
-# model trains or validates on (its training subjects to the cohort's training reference,
-# rules/learn.smk), which no method evaluates. Their ids start at TRAIN_BATCH_FROM, so that subjects
-# added to the sheet (more pair batches) do not renumber them and so retrain the model.
-TRAIN_BATCH_FROM = 90000
-AFFINE_BATCHES = {c: {batch_id(i): b for i, b in enumerate(bs)} for c, bs in PAIR_BATCHES.items()}
-AFFINE_BATCH_OF = {}  # (cohort, moving, fixed) -> batch id, for the training pairs
-if BATCH_SIZE > 1 and TRAINING:
-    _have = {(p.cohort, p.moving, p.fixed) for p in PAIRS}
-    _extra = {}
-    for _c, _mv, _fx in (t for _plan in TRAINING.values() for t in _plan.all_pairs() if t not in _have):
-        _extra.setdefault(_c, {})[(_mv, _fx)] = None
-    for _c, _new in _extra.items():
-        for _i, _b in enumerate(chunk(list(_new), BATCH_SIZE)):
-            AFFINE_BATCHES.setdefault(_c, {})[batch_id(TRAIN_BATCH_FROM + _i)] = _b
-            AFFINE_BATCH_OF.update({(_c, mv, fx): batch_id(TRAIN_BATCH_FROM + _i) for mv, fx in _b})
 
 def batch_workers(family, size=None, per_item=None):
     """Items a batch job runs at once, each with its stage's threads (config batch_workers).
@@ -60,7 +37,7 @@ def register_batch_threads(wildcards):
 
 def batch_rows(wildcards):
     c = wildcards.cohort
-    return [{"subject": s, **ROW(c, s)} for s in SUBJECT_BATCHES[c][int(wildcards.batch)]]
+    return [{"subject": s, **ROW(c, s)} for s in BATCHES.subjects_of(c, wildcards.batch)]
 
 
 def batch_raw_inputs(wildcards):
@@ -73,41 +50,22 @@ def batch_pairs(wildcards):
     """The batch's pairs; a learned method's without those of the subjects that train or validate its
     model (rules/learn.smk: EXCLUDED)."""
     c, m = wildcards.cohort, getattr(wildcards, "method", None)
-    return [p for p in AFFINE_BATCHES[c][wildcards.batch] if evaluates(m, c, *p)]
+    return BATCHES.pairs_of(c, wildcards.batch, lambda mv, fx: evaluates(m, c, mv, fx))
 
 
 def batch_subject_manifests(wildcards):
     """Subject-batch manifests of every subject in this pair batch (the reference's batch included)."""
     c = wildcards.cohort
     subjects = {s for pair in batch_pairs(wildcards) for s in pair}
-    ids = sorted({SUBJECT_BATCH[(c, s)] for s in subjects if (c, s) in SUBJECT_BATCH})
     # a fixed subject that no batch makes: a built template (design: template), rules/template.smk
     made = [p.format(cohort=c, subject=s) for s in sorted(subjects) if (c, s) not in SUBJECT_BATCH
             for p in (L.brain, L.brain_mask, L.preproc_labels, L.subject_qc)]
-    return [L.batch("subjects").format(cohort=c, batch=b) for b in ids] + made
+    return BATCHES.subject_manifests(c, subjects) + made
 
 
 def batch_manifests():
     """Every batch job's manifest: the last stages' are the aggregation's inputs."""
-    out = [L.batch("subjects").format(cohort=c, batch=batch_id(i)) for c, bs in SUBJECT_BATCHES.items()
-           for i in range(len(bs))]
-    for c, bs in PAIR_BATCHES.items():
-        for i in range(len(bs)):
-            b = batch_id(i)
-            out.append(L.batch("affine").format(cohort=c, batch=b))
-            out += [L.batch(f"{m}/{stage}").format(cohort=c, batch=b) for m in METHODS for stage in ("register", "metrics")]
-    for c, bs in AFFINE_BATCHES.items():  # the training pairs' affines
-        out += [L.batch("affine").format(cohort=c, batch=b) for b in bs if int(b) >= TRAIN_BATCH_FROM]
-    return out
-
-
-def training_batches(model):
-    """The batch manifests a model's training reads: its subjects' and its pairs' affines."""
-    out = []
-    for c, mv, fx in TRAINING[model].all_pairs():
-        out += [L.batch("subjects").format(cohort=c, batch=SUBJECT_BATCH[(c, s)]) for s in (mv, fx)]
-        out.append(L.batch("affine").format(cohort=c, batch=AFFINE_BATCH_OF[(c, mv, fx)]))
-    return sorted(set(out))
+    return BATCHES.manifests(METHODS)
 
 
 def retry_failed_batches(fail=False):

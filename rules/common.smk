@@ -6,6 +6,7 @@ from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import ExecMode
 
 from cohortreg.aggregate import PairResult, write_tables
+from cohortreg.batch_plan import BatchPlan
 from cohortreg.batches import auto_batch_size, backdate_failed, batch_id, chunk
 from cohortreg.paths import Layout
 from cohortreg.provenance import STAGES, fingerprint

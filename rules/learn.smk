@@ -55,8 +55,8 @@ def training_inputs(wildcards):
     reran for another subject rewrites its manifest, and that must not retrain the model; a replaced
     scan of its own must."""
     if BATCH_SIZE > 1:
-        return {"batches": carried(training_batches(wildcards.model), MODEL_FILE[wildcards.model],
-                                   training_data(wildcards))}
+        manifests = BATCHES.training_manifests(TRAINING[wildcards.model].all_pairs())
+        return {"batches": carried(manifests, MODEL_FILE[wildcards.model], training_data(wildcards))}
     rows = training_pairs(wildcards) + validation_pairs(wildcards)
     return {"files": sorted({r[k] for r in rows for k in ("fixed", "fixed_labels", "moving", "moving_labels", "affine")})}
 

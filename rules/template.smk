@@ -100,7 +100,7 @@ def tpl_subject_inputs(subjects, output):
     ancient while the job's output was made from the same subjects (common.smk: carried), so subjects
     appended to the sheet, which rerun the last subject batch, rebuild no template."""
     if all(cs in SUBJECT_BATCH for cs in subjects):
-        manifests = sorted({L.batch("subjects").format(cohort=c, batch=SUBJECT_BATCH[(c, s)]) for c, s in subjects})
+        manifests = sorted({BATCHES.subject_manifest(c, s) for c, s in subjects})
         return {"subjects": carried(manifests, output, subject_data(subjects))}
     out = {}
     for c, s in subjects:

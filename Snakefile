@@ -13,13 +13,17 @@ report: "report/workflow.rst"
 
 include: "rules/resources.smk"
 include: "rules/common.smk"
+include: "rules/learn_functions.smk"
 include: "rules/learn.smk"
 include: "rules/results.smk"
 include: "rules/preprocess.smk"
 include: "rules/register.smk"
+include: "rules/batch_functions.smk"
 include: "rules/batch.smk"
 include: "rules/metrics.smk"
+include: "rules/template_functions.smk"
 include: "rules/template.smk"
+include: "rules/report_functions.smk"
 include: "rules/report.smk"
 
 

@@ -86,19 +86,21 @@ class BatchPlan:
         return sorted({m for s in subjects if (m := self.subject_manifest(cohort, s))})
 
     # every manifest
-    def manifests(self, methods: Sequence[str]) -> list[str]:
-        """Every batch job's manifest: subjects, affines, and each method's register and metrics."""
+    def manifests(self, methods: Sequence[str], stages: Sequence[str] = ("subjects", "affine", "register", "metrics")
+                  ) -> list[str]:
+        """Every batch job's manifest of these stages: subjects, affines, and each method's register and metrics."""
         L = self.layout
         out = [L.batch("subjects").format(cohort=c, batch=batch_id(i)) for c, bs in self.subject_batches.items()
-               for i in range(len(bs))]
+               for i in range(len(bs))] if "subjects" in stages else []
         for c, bs in self.pair_batches.items():
             for i in range(len(bs)):
                 b = batch_id(i)
-                out.append(L.batch("affine").format(cohort=c, batch=b))
+                out += [L.batch("affine").format(cohort=c, batch=b)] if "affine" in stages else []
                 out += [L.batch(f"{m}/{stage}").format(cohort=c, batch=b) for m in methods
-                        for stage in ("register", "metrics")]
-        for c, bs in self.affine_batches.items():  # the training pairs' affines
-            out += [L.batch("affine").format(cohort=c, batch=b) for b in bs if int(b) >= TRAIN_BATCH_FROM]
+                        for stage in ("register", "metrics") if stage in stages]
+        if "affine" in stages:  # the training pairs' affines
+            out += [L.batch("affine").format(cohort=c, batch=b) for c, bs in self.affine_batches.items()
+                    for b in bs if int(b) >= TRAIN_BATCH_FROM]
         return out
 
     def training_manifests(self, pairs: Iterable[tuple[str, str, str]]) -> list[str]:

@@ -121,6 +121,10 @@ class Layout:
         return self._p(f"{where}/{{cohort}}/{stage}/batch-{{batch}}{ext}")
 
     # witnesses
+    def study_log(self, rule: str) -> str:
+        """A study-level job's log (the aggregation, the report's figures): OUT/logs/{rule}.log."""
+        return self._p(f"logs/{rule}.log")
+
     def log(self, rule: str, pair: bool = False) -> str:
         return self._p(f"logs/{rule}/" + (PAIR_TAG + "_{method}" if rule.startswith(("register", "metrics")) else
                                           PAIR_TAG if pair else "{cohort}/sub-{subject}") + ".log")

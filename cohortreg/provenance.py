@@ -14,7 +14,11 @@ stage imports changes no stage's fingerprint. Engines are the one seam: the meth
 not follow the registry into engine modules and adds the stage's own engine's module instead
 (``fingerprint('register', 'torch')``); an engine whose module cannot be found is an error.
 
-The version string is ``{package version}+{first 10 hex digits of the sha1}`` of those sources and the
+Each unit is hashed as its normalised code (``ast.unparse``) without import statements, and by content
+alone, not by the name of its module: a comment, a reformatting, or a module moved to another folder
+reruns nothing; a changed statement reruns what it makes.
+
+The version string is ``{package version}+{first 10 hex digits of the sha1}`` of those units and the
 installed versions of the libraries they import (a module that imports one by name at run time
 declares it in ``__libraries__``, as ``lazy_ants`` does for antspyx).
 """
@@ -168,7 +172,7 @@ def _function_units(mod: _Module, name: str) -> tuple[list[bytes], set[str], set
         if id(node) in seen:
             continue
         seen.add(id(node))
-        sources.append((ast.get_source_segment(mod.text, node) or "").encode())
+        sources.append(_code(node))
         for n in ast.walk(node):
             if isinstance(n, ast.Name):
                 if n.id in imported:
@@ -180,6 +184,23 @@ def _function_units(mod: _Module, name: str) -> tuple[list[bytes], set[str], set
                 mods |= set(b.values())
                 libs |= lib
     return sources, mods, libs
+
+
+class _WithoutImports(ast.NodeTransformer):
+    def visit_Import(self, node: ast.AST) -> None:
+        return None
+
+    visit_ImportFrom = visit_Import
+
+
+def _code(node: ast.AST) -> bytes:
+    """What a unit's code does, as its normalised source without comments, formatting and import statements
+    (what an import brings in is covered where it is defined): a comment, a reformatting or a moved
+    module (the same code, imported from a new place) changes no fingerprint, so reruns nothing."""
+    import copy
+
+    tree = _WithoutImports().visit(copy.deepcopy(node))
+    return ast.unparse(ast.fix_missing_locations(tree)).encode()
 
 
 def engine_module(engine: str) -> str:
@@ -220,7 +241,7 @@ def covered(stage: str, engine: str = "") -> tuple[dict[str, list[bytes]], set[s
         if function:
             units[key], mods, lib = _function_units(mod, function)
         else:
-            units[key] = [mod.path.read_bytes()]
+            units[key] = [_code(mod.tree)]
             mods, lib = _module_imports(mod)
         libs |= lib
         for m in mods:
@@ -269,10 +290,8 @@ def fingerprint(stage: str, engine: str = "") -> str:
 def _fingerprint(stage: str, engine: str) -> str:
     units, libs = covered(stage, engine)
     h = hashlib.sha1()
-    for key in sorted(units):
-        h.update(key.encode())
-        for source in units[key]:
-            h.update(source)
+    for digest in sorted({hashlib.sha1(code).hexdigest() for sources in units.values() for code in sources}):
+        h.update(digest.encode())  # by content alone: where a unit lives (its module's name) is not hashed
     for dist in sorted({d for d in map(_distribution, libs) if d}):
         h.update(f"{dist}=={_version(dist)}".encode())
     return f"{__version__}+{h.hexdigest()[:10]}"

@@ -53,7 +53,7 @@ rule aggregate:
         qc=config["qc"],
         code=CODE["aggregate"],
     log:
-        f"{L.out}/logs/aggregate.log",
+        L.study_log("aggregate"),
     threads: 1
     script:
         "../scripts/aggregate.py"

@@ -7,7 +7,7 @@ SHEET_FILE = [config["samples"]] if os.path.isfile(config["samples"]) else []  #
 MI_SUBJECTS = [(c, s, *(pat.format(cohort=c, subject=s) for pat in (L.preproc_t1, L.preproc_labels, L.brain_mask)))
                for (c, s), labels in SHEET["labels"].items() if labels]
 # their files, or their batch manifests when batched (the batch jobs write the files)
-MI_INPUTS = ([m for m in batch_manifests() if "/subjects/" in m] if BATCH_SIZE > 1 else
+MI_INPUTS = (BATCHES.manifests(METHODS, stages=("subjects",)) if BATCH_SIZE > 1 else
              [f for row in MI_SUBJECTS for f in row[2:]])
 
 
@@ -21,7 +21,7 @@ rule mutual_info:
         bins=config["report"]["mi_bins"],
         code=CODE["report"],
     log:
-        f"{L.out}/logs/mutual_info.log",
+        L.study_log("mutual_info"),
     benchmark:
         f"{L.out}/benchmarks/mutual_info.tsv"
     threads: 1
@@ -29,33 +29,16 @@ rule mutual_info:
         "../scripts/mutual_info.py"
 
 
-def report_settings():
-    """What every method ran with (the paper's instrumentation bias), as the jobs got it."""
-    out = {}
-    for m in METHODS:
-        params = {k: v for k, v in params_of(m).items() if k != "model_file"}
-        out[m] = {"engine": ENGINE[m], "code": METHOD_CODE[m], "settings": params}
-    return out
-
-
 rule method_choice:
     output:
         report(f"{L.out}/report/method_choice.txt", caption="../report/method_choice.rst", category="0. Study design"),
     params:
         text=METHOD_CHOICE or f"methods as configured: {', '.join(METHODS)} (methods: auto was not used).",
+    log:
+        L.study_log("method_choice"),
     threads: 1
     script:  # not run: a run: job is a fresh snakemake process that parses the workflow again (snakemake#3130): 3 s here
         "../scripts/method_choice.py"
-
-
-def picture_inputs():
-    """Every pair's overlay: inputs, so that a study made before the overlays existed gets them (an
-    output nothing asks for is not rerun when missing, and its job's provenance triggers are then
-    off). With batches the metrics batch jobs write them (their manifests are the tables' inputs)."""
-    if BATCH_SIZE > 1:
-        return []
-    pat = L.qc_picture
-    return [pat.format(cohort=r.cohort, moving=r.moving, fixed=r.fixed, method=r.method) for r in RESULTS]
 
 
 rule report_figures:
@@ -105,7 +88,7 @@ rule report_figures:
         methods=METHODS,
         code=CODE["report"],
     log:
-        f"{L.out}/logs/report_figures.log",
+        L.study_log("report_figures"),
     benchmark:
         f"{L.out}/benchmarks/report_figures.tsv"
     threads: 1
@@ -115,5 +98,3 @@ rule report_figures:
         "../scripts/report_figures.py"
 
 
-def report_outputs():
-    return [*rules.report_figures.output, rules.method_choice.output[0]]

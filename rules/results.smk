@@ -60,6 +60,6 @@ BATCH_PICTURES = BATCH_SIZE > 1 and len(RESULTS) <= config["report"]["inline_pai
 
 def aggregate_inputs():
     if BATCH_SIZE > 1:  # per-pair benchmark files are written by the batch jobs, not tracked
-        return {"metrics": [m for m in batch_manifests() if "/metrics/batch-" in m]}
+        return {"metrics": BATCHES.manifests(METHODS, stages=("metrics",))}
     return {"metrics": [r.metrics for r in RESULTS],
             "benchmarks": [b for r in RESULTS for b in (r.benchmark, r.benchmark_affine)]}

@@ -51,6 +51,8 @@ def test_a_batch_plan_chunks_in_sheet_order_so_appended_subjects_touch_the_last_
     assert plan.pairs_of("a", "00000", keep=lambda mv, fx: mv != "001")[0] == ("002", "000")
     manifests = plan.manifests(["torch"])
     assert "OUT/batches/a/torch/metrics/batch-00002.json" in manifests and len(manifests) == 3 + 3 * 3
+    assert plan.manifests(["torch"], stages=("metrics",)) == [f"OUT/batches/a/torch/metrics/batch-0000{i}.json"
+                                                              for i in range(3)]
 
 
 def test_training_pairs_get_affine_batches_of_their_own_that_new_subjects_do_not_renumber():

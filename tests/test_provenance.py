@@ -36,7 +36,7 @@ def original(tmp_path_factory):
     return fingerprints_of(d)
 
 
-def edited(tmp_path, module, text="\n# an edit\n", new_files=None):
+def edited(tmp_path, module, text="\n_EDITED = 1  # a statement: comments change nothing\n", new_files=None):
     """The fingerprints of a copy of the package with ``text`` appended to ``module`` (and new files)."""
     d = tmp_path / "edited"
     shutil.copytree(ROOT / "cohortreg", d / "cohortreg", ignore=shutil.ignore_patterns("__pycache__"))
@@ -82,7 +82,7 @@ def test_a_shared_helper_edit_reaches_every_stage_that_uses_it(original, tmp_pat
     shutil.copytree(ROOT / "cohortreg", d / "cohortreg", ignore=shutil.ignore_patterns("__pycache__"))
     head, sep, rest = src.partition("def write_text_atomic(")
     assert sep
-    (d / "cohortreg" / "io.py").write_text(head + sep + rest.replace(":\n", ":\n    # an edit\n", 1))
+    (d / "cohortreg" / "io.py").write_text(head + sep + rest.replace(":\n", ":\n    _ = 0  # an edit\n", 1))
     after = changed(original, fingerprints_of(d))
     assert {"preprocess", "skullstrip", "affine", "metrics", "aggregate", "report", "template"} <= after
     assert {f"register/{e}" for e in ENGINES} <= after
@@ -101,9 +101,22 @@ def test_a_new_engine_is_covered_without_a_table_entry(tmp_path):
     base = edited(tmp_path, "registration/__init__.py", registry, {"registration/mine.py": engine})
     d = tmp_path / "edited"
     with open(d / "cohortreg" / "registration" / "mine.py", "a") as fh:
-        fh.write("# an edit of the new engine\n")
+        fh.write("_EDITED = 1  # an edit of the new engine\n")
     after = fingerprints_of(d)
     assert changed(base, after) == {"register/mine"}
+
+
+def test_comments_formatting_and_where_a_module_is_imported_from_change_nothing(original, tmp_path):
+    """Fingerprints hash what the code does: a comment, a reformatted line, or an import of the same code
+    from another spelling of its module (as a move into another folder needs) reruns nothing."""
+    d = tmp_path / "cosmetic"
+    shutil.copytree(ROOT / "cohortreg", d / "cohortreg", ignore=shutil.ignore_patterns("__pycache__"))
+    f = d / "cohortreg" / "registration" / "torch_greedy.py"
+    src = f.read_text()
+    assert "from ..lazy_ants import import_ants" in src
+    src = src.replace("from ..lazy_ants import import_ants", "from cohortreg.lazy_ants import import_ants  # moved")
+    f.write_text(src.replace("\n\n\n", "\n\n\n# a comment between two definitions\n\n\n", 1) + "\n# a last comment\n")
+    assert changed(original, fingerprints_of(d)) == set()
 
 
 def test_an_unknown_engine_is_an_error_not_a_silent_pass():

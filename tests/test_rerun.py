@@ -140,7 +140,7 @@ def test_editing_the_torch_engine_reruns_what_it_made_only(finished, tmp_path):
         kw = {"symlinks": True, "ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / part).is_dir() else {}
         copy(ROOT / part, wf / part, **kw)
     with open(wf / "cohortreg" / "registration" / "torch_greedy.py", "a") as fh:  # the torch method's own module
-        fh.write("\n# an edit of the engine\n")
+        fh.write("\n_EDITED = 1  # an edit of the engine (a comment alone reruns nothing)\n")
     env = {**os.environ, "PYTHONPATH": str(wf)}
     cmd = [sys.executable, "-m", "snakemake", "-s", str(wf / "Snakefile"), "-n", *map(str, args(finished))]
     r = subprocess.run(cmd, cwd=finished, env=env, capture_output=True, text=True, timeout=600)

@@ -80,7 +80,7 @@ def kept(d, method):
     return len(doc["items"]), sum(bool(r.get("kept")) for r in doc["items"])
 
 
-def edited_workflow(tmp_path, module, text="\n# an edit\n"):
+def edited_workflow(tmp_path, module, text="\n_EDITED = 1  # a statement: a comment reruns nothing\n"):
     """A copy of the workflow with ``text`` appended to one package module (Snakemake puts the Snakefile's
     folder first on sys.path, so the copy's package is the one its jobs import)."""
     wf = tmp_path / "wf"

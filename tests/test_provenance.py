@@ -149,3 +149,17 @@ def test_a_register_items_stamp_covers_its_engines_code_and_its_model_file(tmp_p
     model.write_text("weights 2, retrained")
     os.utime(model, ns=(1, 1))
     assert stamp(item("learned", str(model))) != before  # a retrained model recomputes its pairs
+
+
+def test_per_job_and_batched_runs_decide_by_the_same_fingerprint(tmp_path):
+    """(e) A per-job register rule reruns when its param METHOD_CODE (the resolved method's code) changes; a
+    batch item recomputes when its stamp's fingerprint(stage, engine) does: for every engine and for a
+    variant they are one value, so both ways recompute the same pairs."""
+    from cohortreg.batches import pair_items
+    from cohortreg.paths import Layout
+
+    for name, params in [*((e, {}) for e in ENGINES), ("torch_fast", {"engine": "torch", "preset": "fast"}),
+                         ("vxm", {"engine": "learned", "model_file": str(tmp_path / "m.pt")})]:
+        item = pair_items("register", "c", [("02", "01")], name, params, Layout(str(tmp_path)))[0]
+        assert (item.stage, item.engine) == ("register", resolve(name, params).engine)
+        assert provenance.fingerprint(item.stage, item.engine) == resolve(name, params).code(), name

@@ -120,7 +120,15 @@ class Layout:
         ext = ".json" if what == "batches" else ".log" if what == "logs" else ".tsv"
         return self._p(f"{where}/{{cohort}}/{stage}/batch-{{batch}}{ext}")
 
+    # the study report's items (rules/report.smk): figures, tables, the gallery
+    def report_file(self, name: str) -> str:
+        return self._p(f"report/{name}")
+
     # witnesses
+    def study_benchmark(self, rule: str) -> str:
+        """A study-level job's benchmark: OUT/benchmarks/{rule}.tsv."""
+        return self._p(f"benchmarks/{rule}.tsv")
+
     def study_log(self, rule: str) -> str:
         """A study-level job's log (the aggregation, the report's figures): OUT/logs/{rule}.log."""
         return self._p(f"logs/{rule}.log")

@@ -23,7 +23,7 @@ rule mutual_info:
     log:
         L.study_log("mutual_info"),
     benchmark:
-        f"{L.out}/benchmarks/mutual_info.tsv"
+        L.study_benchmark("mutual_info")
     threads: 1
     script:
         "../scripts/mutual_info.py"
@@ -31,7 +31,7 @@ rule mutual_info:
 
 rule method_choice:
     output:
-        report(f"{L.out}/report/method_choice.txt", caption="../report/method_choice.rst", category="0. Study design"),
+        report(L.report_file("method_choice.txt"), caption="../report/method_choice.rst", category="0. Study design"),
     params:
         text=METHOD_CHOICE or f"methods as configured: {', '.join(METHODS)} (methods: auto was not used).",
     log:
@@ -52,33 +52,33 @@ rule report_figures:
         mi=L.table("mi"),
         sheet=SHEET_FILE,  # its checksum is in the provenance table
     output:
-        dice=report(f"{L.out}/report/dice.png", caption="../report/dice.rst", category="1. Accuracy"),
-        hd95=report(f"{L.out}/report/hd95.png", caption="../report/hd95.rst", category="1. Accuracy"),
-        heatmap=report(f"{L.out}/report/label_dice.png", caption="../report/label_dice.rst", category="1. Accuracy"),
-        runtime=report(f"{L.out}/report/runtime.png", caption="../report/runtime.rst", category="6. Runtime and memory"),
-        mi_png=report(f"{L.out}/report/mi_dice.png", caption="../report/mi_dice.rst", category="4. MI(i;s) and Dice"),
+        dice=report(L.report_file("dice.png"), caption="../report/dice.rst", category="1. Accuracy"),
+        hd95=report(L.report_file("hd95.png"), caption="../report/hd95.rst", category="1. Accuracy"),
+        heatmap=report(L.report_file("label_dice.png"), caption="../report/label_dice.rst", category="1. Accuracy"),
+        runtime=report(L.report_file("runtime.png"), caption="../report/runtime.rst", category="6. Runtime and memory"),
+        mi_png=report(L.report_file("mi_dice.png"), caption="../report/mi_dice.rst", category="4. MI(i;s) and Dice"),
         mi_dice=report(L.table("mi_dice"), caption="../report/mi_dice.rst", category="4. MI(i;s) and Dice",
                        labels={"table": "mi_dice"}),
-        gallery=report(directory(f"{L.out}/report/gallery"), patterns=["{name}.png"], caption="../report/gallery.rst",
+        gallery=report(directory(L.report_file("gallery")), patterns=["{name}.png"], caption="../report/gallery.rst",
                        category="3a. QC: worst pairs", labels={"picture": "{name}"}),
-        **({"every_pair": report(directory(f"{L.out}/report/every_pair"),
+        **({"every_pair": report(directory(L.report_file("every_pair")),
                                  patterns=["{cohort}.{moving}.to.{fixed}.{method}.png"], caption="../report/qc_pair.rst",
                                  category="3b. QC: every pair", subcategory="{cohort}",
                                  labels={"moving": "{moving}", "fixed": "{fixed}", "method": "{method}"})}
            if BATCH_PICTURES else {}),
         # the study's tables as report items (copies: the aggregate job's params would list every pair
         # in the report, 6 MB per table at 2,000 pairs)
-        pairs=report(f"{L.out}/report/pairs.tsv", caption="../report/pairs.rst", category="1. Accuracy",
+        pairs=report(L.report_file("pairs.tsv"), caption="../report/pairs.rst", category="1. Accuracy",
                      labels={"table": "pairs"}),
-        summary=report(f"{L.out}/report/summary.tsv", caption="../report/summary.rst", category="1. Accuracy",
+        summary=report(L.report_file("summary.tsv"), caption="../report/summary.rst", category="1. Accuracy",
                        labels={"table": "summary"}),
-        stats=report(f"{L.out}/report/stats.tsv", caption="../report/stats.rst", category="2. Paired statistics",
+        stats=report(L.report_file("stats.tsv"), caption="../report/stats.rst", category="2. Paired statistics",
                      labels={"table": "stats"}),
-        domain_shift=report(f"{L.out}/report/domain_shift.tsv", caption="../report/domain_shift.rst",
+        domain_shift=report(L.report_file("domain_shift.tsv"), caption="../report/domain_shift.rst",
                             category="5. Domain shift", labels={"table": "domain_shift"}),
-        settings=report(f"{L.out}/report/settings.tsv", caption="../report/settings.rst",
+        settings=report(L.report_file("settings.tsv"), caption="../report/settings.rst",
                         category="7. Settings and provenance", labels={"table": "settings"}),
-        provenance=report(f"{L.out}/report/provenance.tsv", caption="../report/provenance.rst",
+        provenance=report(L.report_file("provenance.tsv"), caption="../report/provenance.rst",
                           category="7. Settings and provenance", labels={"table": "provenance"}),
     params:
         picture=lambda w: L.qc_picture,  # a pattern, formatted per pair in the script
@@ -90,7 +90,7 @@ rule report_figures:
     log:
         L.study_log("report_figures"),
     benchmark:
-        f"{L.out}/benchmarks/report_figures.tsv"
+        L.study_benchmark("report_figures")
     threads: 1
     resources:
         mem_mb=4000,

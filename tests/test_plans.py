@@ -29,6 +29,9 @@ def test_layout_spells_every_path_of_a_subject_a_pair_and_a_batch_once():
     assert L.model().format(model="vxm") == "OUT/models/vxm/model.pt"
     assert L.log("register").format(**ids) == "OUT/logs/register/c/sub-02_to-01_torch.log"
     assert L.table("pairs") == "OUT/metrics/pairs.tsv"
+    assert L.report_file("dice.png") == "OUT/report/dice.png"
+    assert (L.study_log("aggregate"), L.study_benchmark("mutual_info")) == ("OUT/logs/aggregate.log",
+                                                                           "OUT/benchmarks/mutual_info.tsv")
     # no two kinds of output share a pattern
     patterns = [L.preproc_t1, L.preproc_labels, L.brain, L.brain_mask, L.preproc_json, L.subject_qc, L.affine,
                 L.warped_t1, L.warped_labels, L.qc_picture, L.model(), L.template_batch(), L.batch("subjects")]

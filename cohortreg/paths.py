@@ -106,6 +106,11 @@ class Layout:
         ext = ".json" if what == "batches" else ".log" if what == "logs" else ".tsv"
         return self._p(f"{where}/{{name}}/iter-{{iteration}}/batch-{{batch}}{ext}")
 
+    def template_witness(self, step: str, what: str = "logs") -> str:
+        """A template job's log or benchmark: OUT/{logs,benchmarks}/template/{name}/{step}.{log,tsv}, step one of
+        reference, iter-{iteration}/{cohort}/sub-{subject} (an input's registration), update-{next}, finish."""
+        return self._p(f"{what}/template/{{name}}/{step}" + (".log" if what == "logs" else ".tsv"))
+
     def template_input(self, name: str) -> str:
         """An input's registration to iteration {iteration}'s template: transforms.json, warped files."""
         return self._p("templates/{name}/iter-{iteration}/{cohort}/sub-{subject}/" + name)

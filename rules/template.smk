@@ -4,6 +4,7 @@
 # 01 the affine-aligned mean (init: mean), and each later one the result of one deformable update;
 # the inputs registered to the last one give the template's labels.
 from cohortreg.template.schedule import round_params
+from cohortreg.template.batch import INPUT_STEP as TPL_INPUT_STEP
 from cohortreg.template.weights import subject_weights
 
 TPL = config["template"]
@@ -60,7 +61,7 @@ rule template_reference:
         pad_mm=config["template"]["pad_mm"],
         code=fingerprint("template"),
     log:
-        tpl(L._p("logs/template/{name}/reference.log")),
+        tpl(L.template_witness("reference")),
     script:
         "../scripts/template.py"
 
@@ -85,9 +86,9 @@ rule template_register:
         code=TPL_CODE,
         upstream=lambda w: subject_data([(w.cohort, w.subject)]),  # recorded beside the output (cohortreg.upstream)
     log:
-        tpl(L._p("logs/template/{name}/iter-{iteration}/{cohort}/sub-{subject}.log")),
+        tpl(L.template_witness(TPL_INPUT_STEP)),
     benchmark:
-        tpl(L._p("benchmarks/template/{name}/iter-{iteration}/{cohort}/sub-{subject}.tsv"))
+        tpl(L.template_witness(TPL_INPUT_STEP, "benchmarks"))
     threads: res("register", "threads")
     resources:
         mem_mb=grows("register", "mem_mb"),
@@ -144,9 +145,9 @@ rule template_update:
         settings=config["template"],
         code=fingerprint("template"),
     log:
-        tpl(L._p("logs/template/{name}/update-{next}.log")),
+        tpl(L.template_witness("update-{next}")),
     benchmark:
-        tpl(L._p("benchmarks/template/{name}/update-{next}.tsv"))
+        tpl(L.template_witness("update-{next}", "benchmarks"))
     threads: 1
     resources:
         mem_mb=grows("register", "mem_mb"),
@@ -176,7 +177,7 @@ rule template_finish:
         probseg=lambda w: tpl(L.template_file("cohort-{cohort}_probseg.nii.gz")),
         code=fingerprint("template"),
     log:
-        tpl(L._p("logs/template/{name}/finish.log")),
+        tpl(L.template_witness("finish")),
     threads: 1
     script:
         "../scripts/template.py"

@@ -30,6 +30,8 @@ def test_layout_spells_every_path_of_a_subject_a_pair_and_a_batch_once():
     assert L.log("register").format(**ids) == "OUT/logs/register/c/sub-02_to-01_torch.log"
     assert L.table("pairs") == "OUT/metrics/pairs.tsv"
     assert L.report_file("dice.png") == "OUT/report/dice.png"
+    assert L.template_witness("iter-{iteration}/{cohort}/sub-{subject}", "benchmarks").format(
+        name="study", iteration="01", cohort="c", subject="02") == "OUT/benchmarks/template/study/iter-01/c/sub-02.tsv"
     assert (L.study_log("aggregate"), L.study_benchmark("mutual_info")) == ("OUT/logs/aggregate.log",
                                                                            "OUT/benchmarks/mutual_info.tsv")
     # no two kinds of output share a pattern

@@ -21,6 +21,7 @@ from ..paths import Layout
 from .build import copy_registration, is_copy, register_many_to_template
 
 log = logging.getLogger("cohortreg")
+INPUT_STEP = "iter-{iteration}/{cohort}/sub-{subject}"  # an input's registration in a round (Layout.template_witness)
 
 
 def input_files(L: Layout, name: str, iteration: str, cohort: str, subject: str) -> dict[str, str]:
@@ -28,8 +29,8 @@ def input_files(L: Layout, name: str, iteration: str, cohort: str, subject: str)
     ids = dict(name=name, iteration=iteration, cohort=cohort, subject=subject)
     files = {k: L.template_input(f).format(**ids) for k, f in (
         ("manifest", "transforms.json"), ("warped", "warped_T1w.nii.gz"), ("warped_labels", "warped_dseg.nii.gz"))}
-    files["log"] = L._p("logs/template/{name}/iter-{iteration}/{cohort}/sub-{subject}.log").format(**ids)
-    files["benchmark"] = L._p("benchmarks/template/{name}/iter-{iteration}/{cohort}/sub-{subject}.tsv").format(**ids)
+    files["log"] = L.template_witness(INPUT_STEP).format(**ids)
+    files["benchmark"] = L.template_witness(INPUT_STEP, "benchmarks").format(**ids)
     return files
 
 

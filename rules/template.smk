@@ -63,7 +63,7 @@ rule template_reference:
     log:
         tpl(L.template_witness("reference")),
     script:
-        "../scripts/template.py"
+        "../scripts/template_reference.py"
 
 
 rule template_register:
@@ -95,7 +95,7 @@ rule template_register:
         runtime=grows("register", "runtime"),
         **tpl_method_resources(),
     script:
-        "../scripts/template.py"
+        "../scripts/template_register.py"
 
 
 rule template_register_batch:
@@ -126,7 +126,7 @@ rule template_register_batch:
         runtime=grows("register", "runtime", per_item=TPL_BATCH),
         **tpl_method_resources(),
     script:
-        "../scripts/template.py"
+        "../scripts/template_register_batch.py"
 
 
 rule template_update:
@@ -154,7 +154,7 @@ rule template_update:
         runtime=grows("register", "runtime"),
         **slurm_resources(),
     script:
-        "../scripts/template.py"
+        "../scripts/template_update.py"
 
 
 rule template_finish:
@@ -180,7 +180,7 @@ rule template_finish:
         tpl(L.template_witness("finish")),
     threads: 1
     script:
-        "../scripts/template.py"
+        "../scripts/template_finish.py"
 
 
 rule template:
@@ -213,4 +213,4 @@ rule template_as_subject:
         L.log("template_as_subject"),
     threads: 1
     script:
-        "../scripts/template.py"
+        "../scripts/template_as_subject.py"

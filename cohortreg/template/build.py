@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -56,6 +56,24 @@ class Input:
     manifest: str                 # transforms.json of the registration to the round's template
     warped: str                   # brain on the template grid
     warped_labels: str = ""       # labels on the template grid ('' = none)
+
+
+def settings_from(config_template: dict[str, Any]) -> TemplateSettings:
+    """config['template'] as TemplateSettings (the keys a build reads; lists as tuples)."""
+    names = {f.name for f in fields(TemplateSettings)} - {"extra"}
+    return TemplateSettings(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in config_template.items() if k in names})
+
+
+def round_inputs(inputs: Sequence[Sequence[str]], files: Sequence[Sequence[str]], batches: Sequence[str] = (),
+                 iteration: int = 0) -> list[Input]:
+    """A round's inputs: (cohort, subject) each, and the round's (manifests, warped, labels) file lists in the
+    same order. A batched round's manifests (batches) must list every input as registered (batch.check_round)."""
+    if batches:
+        from .batch import check_round
+
+        check_round(list(batches), f"{iteration:02d}")
+    manifests, warped, labels = files
+    return [Input(c, s, m, w, lab) for (c, s), m, w, lab in zip(inputs, manifests, warped, labels)]
 
 
 def padded_grid(reference: nib.Nifti1Image, pad_mm: float) -> nib.Nifti1Image:

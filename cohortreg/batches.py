@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from . import __version__
-from .io import write_text_atomic
+from .io import file_identity, write_text_atomic
 from .paths import Layout
 from .provenance import fingerprint
 
@@ -98,20 +98,11 @@ class Item:
     model: str = ""               # a learned method's model file: a retrained model recomputes the item
 
 
-def _file_identity(path: str) -> list[Any]:
-    """[path, size, mtime in ns] of a file, or [path, None, None] when it is missing."""
-    try:
-        st = os.stat(path)  # one stat per file, not an exists() and two stats
-        return [path, st.st_size, st.st_mtime_ns]
-    except OSError:
-        return [path, None, None]
-
-
 def stamp(item: Item) -> str:
-    files = [_file_identity(p) for p in item.inputs if p]
+    files = [file_identity(p) for p in item.inputs if p]
     # The seed reaches ANTs through jobs.pin_threads (config 'seed'): a changed seed is a changed item.
     blob = json.dumps({"settings": item.settings, "inputs": files, "version": fingerprint(item.stage, item.engine),
-                       "model": _file_identity(item.model) if item.model else None,
+                       "model": file_identity(item.model) if item.model else None,
                        "seed": os.environ.get("ANTS_RANDOM_SEED")}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()
 

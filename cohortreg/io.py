@@ -145,6 +145,16 @@ def save_atomic(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
     write_atomic(path, lambda tmp: nib.save(img, tmp), "".join(Path(path).suffixes) or ".nii.gz")
 
 
+def file_identity(path: str) -> list[object]:
+    """[path, size, mtime in ns] of a file, or [path, None, None] when it is missing: what batch stamps and
+    downstream records (cohortreg.upstream) follow. One stat, not an exists() and two stats."""
+    try:
+        st = os.stat(path)
+        return [path, st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [path, None, None]
+
+
 def write_text_atomic(text: str, path: str | os.PathLike) -> None:
     """Atomic text write (tables, JSON): readers never see a partial file."""
     fd, tmp = _temporary(Path(path))

@@ -21,24 +21,15 @@ import json
 import os
 from typing import Any, Iterable, Mapping
 
-from .io import write_text_atomic
+from .io import file_identity, write_text_atomic
 
 RAW_COLUMNS = ("t1", "labels", "mask")
 
 
 def raw_files(rows: Iterable[tuple[str, str, Mapping[str, Any]]]) -> dict[str, list[Any]]:
     """{cohort/subject/column: [path, size, mtime in ns]} of each (cohort, subject, sheet row)'s raw files."""
-    out = {}
-    for cohort, subject, row in rows:
-        for k in RAW_COLUMNS:
-            path = row.get(k)
-            if path:
-                try:
-                    st = os.stat(path)
-                    out[f"{cohort}/{subject}/{k}"] = [path, st.st_size, st.st_mtime_ns]
-                except OSError:
-                    out[f"{cohort}/{subject}/{k}"] = [path, None, None]
-    return out
+    return {f"{cohort}/{subject}/{k}": file_identity(row[k]) for cohort, subject, row in rows
+            for k in RAW_COLUMNS if row.get(k)}
 
 
 def identity(data: Mapping[str, Any]) -> str:

@@ -14,8 +14,8 @@ stage imports changes no stage's fingerprint. Engines are the one seam: the meth
 not follow the registry into engine modules and adds the stage's own engine's module instead
 (``fingerprint('register', 'torch')``); an engine whose module cannot be found is an error.
 
-Each unit is hashed as its normalised code (``ast.unparse``) without import statements, and by content
-alone, not by the name of its module: a comment, a reformatting, or a module moved to another folder
+Each unit is hashed as its normalised code (``ast.unparse``) without import statements and docstrings, and by
+content alone, not by the name of its module: a comment, a docstring, a reformatting, or a module moved to another folder
 reruns nothing; a changed statement reruns what it makes.
 
 The version string is ``{package version}+{first 10 hex digits of the sha1}`` of those units and the
@@ -186,20 +186,32 @@ def _function_units(mod: _Module, name: str) -> tuple[list[bytes], set[str], set
     return sources, mods, libs
 
 
-class _WithoutImports(ast.NodeTransformer):
+class _WhatItDoes(ast.NodeTransformer):
+    """Drops import statements and docstrings: neither changes what a unit computes."""
+
     def visit_Import(self, node: ast.AST) -> None:
         return None
 
     visit_ImportFrom = visit_Import
 
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        node = super().generic_visit(node)
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or ([] if isinstance(node, ast.Module) else [ast.Pass()])
+        return node
+
 
 def _code(node: ast.AST) -> bytes:
-    """What a unit's code does, as its normalised source without comments, formatting and import statements
-    (what an import brings in is covered where it is defined): a comment, a reformatting or a moved
-    module (the same code, imported from a new place) changes no fingerprint, so reruns nothing."""
+    """What a unit's code does, as its normalised source without comments, docstrings, formatting and import
+    statements (what an import brings in is covered where it is defined): a comment, a docstring, a
+    reformatting or a moved module (the same code, imported from a new place, or a new package folder
+    whose ``__init__`` holds only a docstring) changes no fingerprint, so reruns nothing."""
     import copy
 
-    tree = _WithoutImports().visit(copy.deepcopy(node))
+    tree = _WhatItDoes().visit(copy.deepcopy(node))
     return ast.unparse(ast.fix_missing_locations(tree)).encode()
 
 
@@ -290,7 +302,7 @@ def fingerprint(stage: str, engine: str = "") -> str:
 def _fingerprint(stage: str, engine: str) -> str:
     units, libs = covered(stage, engine)
     h = hashlib.sha1()
-    for digest in sorted({hashlib.sha1(code).hexdigest() for sources in units.values() for code in sources}):
+    for digest in sorted({hashlib.sha1(code).hexdigest() for sources in units.values() for code in sources if code}):
         h.update(digest.encode())  # by content alone: where a unit lives (its module's name) is not hashed
     for dist in sorted({d for d in map(_distribution, libs) if d}):
         h.update(f"{dist}=={_version(dist)}".encode())

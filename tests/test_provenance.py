@@ -107,15 +107,25 @@ def test_a_new_engine_is_covered_without_a_table_entry(tmp_path):
 
 
 def test_comments_formatting_and_where_a_module_is_imported_from_change_nothing(original, tmp_path):
-    """Fingerprints hash what the code does: a comment, a reformatted line, or an import of the same code
-    from another spelling of its module (as a move into another folder needs) reruns nothing."""
+    """Fingerprints hash what the code does: a comment, a docstring, a reformatted line, or an import of the
+    same code from another spelling of its module or from a new package folder (as a move needs) reruns nothing."""
     d = tmp_path / "cosmetic"
     shutil.copytree(ROOT / "cohortreg", d / "cohortreg", ignore=shutil.ignore_patterns("__pycache__"))
     f = d / "cohortreg" / "registration" / "torch_greedy.py"
     src = f.read_text()
     assert "from ..lazy_ants import import_ants" in src
     src = src.replace("from ..lazy_ants import import_ants", "from cohortreg.lazy_ants import import_ants  # moved")
+    src = src.replace('"""', '"""An edited module docstring. ', 1)
     f.write_text(src.replace("\n\n\n", "\n\n\n# a comment between two definitions\n\n\n", 1) + "\n# a last comment\n")
+    (d / "cohortreg" / "newfolder").mkdir()  # a new package folder whose __init__ is a docstring only
+    (d / "cohortreg" / "newfolder" / "__init__.py").write_text('"""A new stage folder."""\n')
+    greedy = d / "cohortreg" / "torchreg" / "greedy.py"  # moved there, its importers told so
+    (d / "cohortreg" / "newfolder" / "moved.py").write_text(greedy.read_text().replace("from .", "from ..torchreg."))
+    greedy.unlink()
+    for rel, old in (("registration/torch_greedy.py", "..torchreg.greedy"), ("torchreg/affine.py", ".greedy")):
+        g = d / "cohortreg" / rel
+        assert f"from {old} import" in g.read_text()
+        g.write_text(g.read_text().replace(f"from {old} import", "from cohortreg.newfolder.moved import"))
     assert changed(original, fingerprints_of(d)) == set()
 
 

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cohortreg.io import nib_to_ants  # noqa: E402
-from cohortreg.metrics import dice_per_label  # noqa: E402
+from cohortreg.evaluation.metrics import dice_per_label  # noqa: E402
 from cohortreg.registration.affine import AffineSettings, estimate_affine  # noqa: E402
 
 REFERENCE = {"oasis": "01", "lpba40": "S01"}

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_affine_torch import run as run_workflow  # noqa: E402
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 from cohortreg.paths import Layout  # noqa: E402
 
 # name -> torch affine settings on top of config.yaml's (scales [4, 2]: 8 mm and 4 mm levels)
@@ -63,8 +63,8 @@ def main() -> int:
 
     from cohortreg.allocator import keep_freed_memory
     from cohortreg.io import nib_to_ants
-    from cohortreg.label_warp import warp_labels
-    from cohortreg.metrics import dice_per_label
+    from cohortreg.transforms.label_warp import warp_labels
+    from cohortreg.evaluation.metrics import dice_per_label
     from cohortreg.registration.affine import estimate_affine_torch
 
     work = ROOT / "bench" / "work" / "affine_steps"

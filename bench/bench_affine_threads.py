@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cohortreg.io import nib_to_ants  # noqa: E402
 from cohortreg.registration.affine import estimate_affine_torch  # noqa: E402
-from cohortreg.transform_files import read_affine_mat  # noqa: E402
+from cohortreg.transforms.files import read_affine_mat  # noqa: E402
 from cohortreg.torchreg.affine import angle_between  # noqa: E402
 
 d = Path(sys.argv[1])

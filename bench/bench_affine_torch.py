@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 
 
 def run(work: Path, engine: str, sheet: Path) -> tuple[pd.DataFrame, float]:

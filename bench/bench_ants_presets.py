@@ -3,7 +3,7 @@
 Usage: python bench/bench_ants_presets.py lpba 2   (prints identity/affine Dice, then Dice and seconds per setting)
 """
 import ants, numpy as np, time, nibabel as nib, sys
-from cohortreg.datasets import SHARED_DATA
+from cohortreg.sheet.datasets import SHARED_DATA
 D=str(SHARED_DATA)+'/'
 coh=sys.argv[1]; sp=float(sys.argv[2])
 if coh=='oasis':

@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import bench  # noqa: E402,F401  (bench/__init__.py: the scontrol stub for every Snakemake it starts)
-from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 
 
 def machine() -> dict:

@@ -1,7 +1,7 @@
 """Batch items that hold the GIL: in sequence, in two threads, in two forked processes (run_items).
 
 antspyx holds the GIL in its calls, so a batch job's items of an ANTs-heavy stage wait on each other
-in threads. This runs, through cohortreg.batches.run_items itself, 4 subjects' preprocessing and skull
+in threads. This runs, through cohortreg.batches.items.run_items itself, 4 subjects' preprocessing and skull
 stripping (LPBA40 and OASIS-TRT, default config, 2 mm) and 4 ANTs affines (LPBA40 S02..S05 to S01, on
 the brains just made), each way, on one thread per item, and checks that every way writes the same
 files (bitwise). Nothing else should run beside it.
@@ -24,8 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit, machine  # noqa: E402
-from cohortreg.batches import Item, pair_items, run_items, subject_items  # noqa: E402
-from cohortreg.datasets import available, subject_files  # noqa: E402
+from cohortreg.batches.items import Item, pair_items, run_items, subject_items  # noqa: E402
+from cohortreg.sheet.datasets import available, subject_files  # noqa: E402
 from cohortreg.jobs import pin_threads  # noqa: E402
 from cohortreg.paths import Layout  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Label warping: ANTs' genericLabel against cohortreg.label_warp's corner vote, side by side (issue 15).
+"""Label warping: ANTs' genericLabel against cohortreg.transforms.label_warp's corner vote, side by side (issue 15).
 
 LPBA40 S02's 56 labels onto S01 at 2 mm and 1 mm, preprocessed as the workflow does, through the
 torch affine alone and through [torch warp, affine] (a real registration), as every method's
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
 from bench.bench_profile_1mm import preprocessed_lpba  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available  # noqa: E402
 
 
 def main() -> int:
@@ -33,9 +33,9 @@ def main() -> int:
     import torch
 
     from cohortreg.allocator import keep_freed_memory
-    from cohortreg.label_warp import point_map, warp_labels
+    from cohortreg.transforms.label_warp import point_map, warp_labels
     from cohortreg.lazy_ants import import_ants
-    from cohortreg.metrics import summarise_pair
+    from cohortreg.evaluation.metrics import summarise_pair
     from cohortreg.registration import get_method
     from cohortreg.registration.affine import estimate_affine_torch
 

@@ -34,7 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available, write_sheet as datasets_write_sheet  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet as datasets_write_sheet  # noqa: E402
 
 SPLITS = {"lpba40": {"test": [f"S{i:02d}" for i in range(1, 10)], "val": ["S10"], "train": [f"S{i:02d}" for i in range(11, 21)]},
           "oasis": {"test": ["10", "11", "12"], "val": ["09"], "train": [f"{i:02d}" for i in range(1, 9)]}}

@@ -22,7 +22,7 @@ from cohortreg.learn.checkpoint import load_model
 from cohortreg.learn.network import infer, pooling_factor
 from cohortreg.torchreg.crop import brain_box, uncrop
 from cohortreg.torchreg.fields import warp
-from cohortreg.metrics import dice_per_label
+from cohortreg.evaluation.metrics import dice_per_label
 torch.set_num_threads(2)
 O = sys.argv[1] if len(sys.argv) > 1 else 'bench/work/learned_2mm_inference_schedules/out'
 M = sys.argv[2] if len(sys.argv) > 2 else 'bench/work/models_8min'

@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit, machine  # noqa: E402
 from bench.bench_learned import SPLITS  # noqa: E402
-from cohortreg.metrics import dice_per_label  # noqa: E402
-from cohortreg.pair import register_pair, warp_jacobian  # noqa: E402
+from cohortreg.evaluation.metrics import dice_per_label  # noqa: E402
+from cohortreg.registration.pairs import register_pair  # noqa: E402
+from cohortreg.evaluation.pair import warp_jacobian  # noqa: E402
 
 
 def variants(model: str) -> dict[str, tuple[str, dict]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available, subject_files  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available, subject_files  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -32,7 +32,7 @@ def preprocessed_lpba(work: Path, spacing: float, subjects: tuple[str, ...] = ("
     import nibabel as nib
 
     from cohortreg.io import nib_to_ants
-    from cohortreg.stages import preprocess_files
+    from cohortreg.subject.stages import preprocess_files
 
     out_imgs = {}
     for sid in subjects:

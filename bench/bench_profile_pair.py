@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
 from bench.bench_profile_subject import pair_ids, pair_parser, prepare, profiled, write_profile  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available  # noqa: E402
 
 
 def untrained_model(path: Path, learned: dict[str, Any]) -> str:
@@ -53,7 +53,8 @@ def main() -> int:
     t0 = time.perf_counter()
     import torch
 
-    from cohortreg.pair import evaluate_pair, register_pair
+    from cohortreg.evaluation.pair import evaluate_pair
+    from cohortreg.registration.pairs import register_pair
     imports = round(time.perf_counter() - t0, 3)
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     fixed_id, moving_id = pair_ids(args)
@@ -90,7 +91,7 @@ def main() -> int:
         record = json.loads(Path(outs["json"]).read_text())
     res = {"benchmark": f"profile_pair_{args.cohort}_{args.method}_2mm", "commit": bench_commit(), "machine": machine(),
            "pair": f"{moving_id} -> {fixed_id}", "threads": args.threads, "model": args.model or "untrained"
-           if "model_file" in settings else "", "settings": {k: v for k, v in settings.items() if k != "model_file"}, "import_s (torch + cohortreg.pair)": imports,
+           if "model_file" in settings else "", "settings": {k: v for k, v in settings.items() if k != "model_file"}, "import_s (torch + cohortreg.evaluation.pair)": imports,
            "dice_mean": record.get("dice_mean"), "register_seconds": record.get("register_seconds"), "stages": stages}
     print(f"imports {imports} s; Dice {record.get('dice_mean'):.4f}; register_seconds {record.get('register_seconds'):.3f}")
     write_profile(res, ROOT / "bench" / "results" / f"profile_pair_{args.cohort}_{args.method}_2mm.json", rows=12)

@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import COHORTS, SHARED_DATA, available, subject_files  # noqa: E402
+from cohortreg.sheet.datasets import COHORTS, SHARED_DATA, available, subject_files  # noqa: E402
 
 
 def profiled(call: Callable[[], Any], top: int = 12) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def prepare(out: Path, cohort: str, fixed_id: str, moving_id: str, cfg: dict[str
     """Both subjects preprocessed and skull stripped (the sheet's brains: ``method: none``), the moving one's
     affine to the fixed one: the files a register item reads (``{role}_{t1,labels,pre,brain,mask,qc}``,
     ``affine``). Each stage goes through ``run(name, call)`` (the subject profile times each)."""
-    from cohortreg.stages import affine_files, preprocess_files, skullstrip_files
+    from cohortreg.subject.stages import affine_files, preprocess_files, skullstrip_files
 
     pre, strip, qc = cfg["preprocess"], {**cfg["skullstrip"], "method": "none"}, cfg.get("qc", {})
     pct = (pre["lower_percentile"], pre["upper_percentile"])
@@ -101,7 +101,7 @@ def main() -> int:
     t0 = time.perf_counter()
     import torch
 
-    import cohortreg.stages  # noqa: F401  (timed apart from the stages)
+    import cohortreg.subject.stages  # noqa: F401  (timed apart from the stages)
     imports = round(time.perf_counter() - t0, 3)
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -110,7 +110,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         prepare(Path(tmp), args.cohort, fixed_id, moving_id, cfg, lambda name, call: stages.update({name: profiled(call)}))
     res = {"benchmark": f"profile_subject_{args.cohort}_2mm", "commit": bench_commit(), "machine": machine(),
-           "threads": args.threads, "import_s (torch + cohortreg.stages)": imports, "stages": stages}
+           "threads": args.threads, "import_s (torch + cohortreg.subject.stages)": imports, "stages": stages}
     print(f"imports {imports} s")
     write_profile(res, ROOT / "bench" / "results" / f"profile_subject_{args.cohort}_2mm.json")
     return 0

@@ -25,7 +25,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.report_figures import write_report_files  # noqa: E402
+from cohortreg.study.report_figures import write_report_files  # noqa: E402
 
 PAIRS, METHODS, LABELS, WORST = 2000, ["affine", "ants", "torch"], 56, 12
 
@@ -78,8 +78,8 @@ def snakemake_report(work: Path) -> dict:
     for name in ("pairs", "labels", "mi"):
         shutil.copyfile(inputs[name], out / "metrics" / f"{name}.tsv")
     pairs = pd.read_csv(inputs["pairs"], sep="\t", dtype={"moving": str, "fixed": str})
-    from cohortreg.domain_shift import domain_shift
-    from cohortreg.paired_stats import paired_stats
+    from cohortreg.study.domain_shift import domain_shift
+    from cohortreg.study.paired_stats import paired_stats
 
     pairs.assign(model="").pipe(paired_stats, METHODS).to_csv(out / "metrics" / "stats.tsv", sep="\t", index=False)
     domain_shift(pairs).to_csv(out / "metrics" / "domain_shift.tsv", sep="\t", index=False)

@@ -28,7 +28,7 @@ COLUMNS = ("dice_mean", "hd95", "folding_frac", "sdlogj", "lncc", "n_labels")
 
 
 def lpba40_sheet(d: Path, n: int = 11) -> Path:
-    from cohortreg.datasets import SHARED_DATA
+    from cohortreg.sheet.datasets import SHARED_DATA
 
     rows = ["cohort\tsubject\tt1\tlabels"]
     for i in range(1, n + 1):
@@ -40,7 +40,7 @@ def lpba40_sheet(d: Path, n: int = 11) -> Path:
 
 
 def demo_sheet(d: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "cohortreg.demo", str(d / "demo")], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "cohortreg.sheet.demo", str(d / "demo")], check=True, capture_output=True)
     return d / "demo" / "samples.tsv"
 
 

@@ -4,7 +4,7 @@ For each N, writes a sheet of N subjects in 4 cohorts (every row points at one s
 no real data are needed), times sheet reading + validation in-process, then times
 ``snakemake -n`` of the real Snakefile (wall seconds and peak RSS of the process). Then builds
 the per-pair files of a 20,000-pair run (metrics.json, labels.tsv with 56 labels, two benchmark
-files) and times ``cohortreg.aggregate.write_tables`` on them.
+files) and times ``cohortreg.study.aggregate.write_tables`` on them.
 
     python bench/bench_scale.py --sizes 1000 5000 20000 --batch-sizes 1 50 --aggregate 20000
 """
@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import bench  # noqa: E402,F401  (bench/__init__.py: the scontrol stub for every Snakemake it starts)
-from cohortreg.aggregate import PairResult, pair_row, write_tables  # noqa: E402
-from cohortreg.samples import design_pairs, read_sheet  # noqa: E402
+from cohortreg.study.aggregate import PairResult, pair_row, write_tables  # noqa: E402
+from cohortreg.sheet.samples import design_pairs, read_sheet  # noqa: E402
 
 COHORTS = 4
 

@@ -20,10 +20,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import machine  # noqa: E402
-from cohortreg.datasets import SHARED_DATA  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA  # noqa: E402
 from cohortreg.jobs import pin_threads  # noqa: E402
-from cohortreg.preprocess import PreprocessSettings, preprocess_subject  # noqa: E402
-from cohortreg.skullstrip import AtlasSettings, extract_brain, mask_dice  # noqa: E402
+from cohortreg.subject.preprocess import PreprocessSettings, preprocess_subject  # noqa: E402
+from cohortreg.subject.skullstrip import AtlasSettings, extract_brain, mask_dice  # noqa: E402
 
 
 def picture(t1: np.ndarray, mask: np.ndarray, ref: np.ndarray | None, path: Path, title: str) -> None:

@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import machine  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 from cohortreg.paths import Layout  # noqa: E402
 
 PAIRS = [("S12", "S13"), ("S14", "S15"), ("S16", "S17")]

@@ -34,7 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 
 LPBA = [f"S{i:02d}" for i in range(1, 21)]
 OASIS = [f"{i:02d}" for i in range(1, 13)]
@@ -86,7 +86,7 @@ def job_table(out: Path, name: str) -> pd.DataFrame:
 
 def cohort_warp_norm(out: Path, name: str, last: int) -> dict[str, float]:
     """Per cohort: the mean |warp| (mm) over the brain of its inputs' registrations to the final template."""
-    from cohortreg.transform_files import read_field
+    from cohortreg.transforms.files import read_field
     from cohortreg.template.shape import field_norm
 
     root = out / "templates" / name / f"iter-{last:02d}"

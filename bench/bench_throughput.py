@@ -38,7 +38,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
 
 CONFIGS = {"before": ["affine={engine: ants}", "batch_size=1"],          # the last release's defaults
            "torch_affine": ["affine={engine: torch}", "batch_size=1"],     # one job per pair and stage
@@ -52,11 +52,11 @@ SUBJECTS = {"lpba40": 11, "oasis": 12}
 IMPORTS = {  # what a job's interpreter imports before its first line of work
     "python": "pass",
     "snakemake.script (every script job)": "import snakemake.script",
-    "cohortreg.stages (preprocess, skull strip, affine)": "import cohortreg.stages",
-    "cohortreg.pair (register, metrics)": "import cohortreg.pair",
+    "cohortreg.subject.stages (preprocess, skull strip, affine)": "import cohortreg.subject.stages",
+    "cohortreg.registration.pairs, cohortreg.evaluation.pair (register, metrics)": "import cohortreg.registration.pairs, cohortreg.evaluation.pair",
     "torch": "import torch",
     "ants (cohortreg.lazy_ants)": "from cohortreg.lazy_ants import import_ants; import_ants()",
-    "register job (pair + torch + ants)": "import cohortreg.pair, torch; from cohortreg.lazy_ants import import_ants; import_ants()",
+    "register job (pair + torch + ants)": "import cohortreg.registration.pairs, torch; from cohortreg.lazy_ants import import_ants; import_ants()",
 }
 
 

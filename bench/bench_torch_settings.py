@@ -22,8 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cohortreg.io import nib_to_ants  # noqa: E402
-from cohortreg.metrics import dice_per_label  # noqa: E402
-from cohortreg.pair import warp_jacobian  # noqa: E402
+from cohortreg.evaluation.metrics import dice_per_label  # noqa: E402
+from cohortreg.evaluation.pair import warp_jacobian  # noqa: E402
 from cohortreg.registration.torch_greedy import TorchGreedy, voxel_to_ants_field  # noqa: E402
 from cohortreg.torchreg.greedy import GreedySettings, register_greedy  # noqa: E402
 

@@ -55,7 +55,7 @@ class Layout:
 
     @property
     def subject_qc(self) -> str:
-        """The subject's input verdict (cohortreg.qc.subject_qc)."""
+        """The subject's input verdict (cohortreg.evaluation.qc.subject_qc)."""
         return self._p(SUBJ + "_qc.json")
 
     # per pair
@@ -76,7 +76,7 @@ class Layout:
 
     @property
     def qc_picture(self) -> str:
-        """The pair's overlay (cohortreg.qc_picture): checkerboard of warped and fixed, warped label contours."""
+        """The pair's overlay (cohortreg.evaluation.qc_picture): checkerboard of warped and fixed, warped label contours."""
         return self.method_file("sub-{moving}_space-{fixed}_desc-overlay_T1w.png")
 
     # learned models (rules/learn.smk): OUT/models/{model}/model.pt, training.tsv, training.png, checkpoints/

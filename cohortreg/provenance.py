@@ -41,13 +41,13 @@ REGISTRY = "cohortreg.registration"  # imports every engine; a stage follows onl
 
 # Each stage's entry points, "module" (all of it) or "module:function" (that function and what it uses).
 ENTRIES: dict[str, tuple[str, ...]] = {
-    "preprocess": ("cohortreg.stages:preprocess_files",),
-    "skullstrip": ("cohortreg.stages:skullstrip_files",),
-    "affine": ("cohortreg.stages:affine_files",),
-    "register": ("cohortreg.pair:register_pairs",),
-    "metrics": ("cohortreg.pair:evaluate_pair",),
-    "aggregate": ("cohortreg.aggregate",),
-    "report": ("cohortreg.report_figures", "cohortreg.mutual_info"),
+    "preprocess": ("cohortreg.subject.stages:preprocess_files",),
+    "skullstrip": ("cohortreg.subject.stages:skullstrip_files",),
+    "affine": ("cohortreg.subject.stages:affine_files",),
+    "register": ("cohortreg.registration.pairs:register_pairs",),
+    "metrics": ("cohortreg.evaluation.pair:evaluate_pair",),
+    "aggregate": ("cohortreg.study.aggregate",),
+    "report": ("cohortreg.study.report_figures", "cohortreg.evaluation.mutual_info"),
     "learn": ("cohortreg.learn.train",),
     "template": ("cohortreg.template.build", "cohortreg.template.batch"),
 }

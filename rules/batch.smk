@@ -1,10 +1,10 @@
-# batch_size > 1: the same stages, one job per batch of subjects or pairs (cohortreg.batches).
+# batch_size > 1: the same stages, one job per batch of subjects or pairs (cohortreg.batches.items).
 # Each job writes the per-subject files of rules/preprocess.smk, register.smk and metrics.smk and a
 # manifest; the per-subject rules stay defined but nothing asks for their outputs.
 
 
-# Batches (config batch_size > 1): which subjects and pairs each job holds (cohortreg.batch_plan); a
-# batch job keeps its finished items (cohortreg.batches).
+# Batches (config batch_size > 1): which subjects and pairs each job holds (cohortreg.batches.plan); a
+# batch job keeps its finished items (cohortreg.batches.items).
 BATCHES = BatchPlan.build(BATCH_SIZE, L, SHEET.index, ((p.cohort, p.moving, p.fixed) for p in PAIRS),
                           (t for _plan in TRAINING.values() for t in _plan.all_pairs()))
 SUBJECT_BATCH = BATCHES.subject_batch

@@ -5,15 +5,15 @@ import os
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import ExecMode
 
-from cohortreg.aggregate import PairResult, write_tables
-from cohortreg.batch_plan import BatchPlan
-from cohortreg.batches import auto_batch_size, backdate_failed, batch_id, chunk
+from cohortreg.study.aggregate import PairResult, write_tables
+from cohortreg.batches.plan import BatchPlan
+from cohortreg.batches.items import auto_batch_size, backdate_failed, batch_id, chunk
 from cohortreg.paths import Layout
 from cohortreg.provenance import STAGES, fingerprint
 from cohortreg.learn.plan import has_split, plan_training, subject_row
 from cohortreg.registration import get_method, pair_threads, resolve
-from cohortreg.samples import references as sheet_references
-from cohortreg.samples import SheetError, SubjectIndex, design_pairs, missing_files, read_sheet
+from cohortreg.sheet.samples import references as sheet_references
+from cohortreg.sheet.samples import SheetError, SubjectIndex, design_pairs, missing_files, read_sheet
 from cohortreg.upstream import raw_files, unchanged
 
 validate(config, "../config/schemas/config.schema.yaml")
@@ -37,7 +37,7 @@ L = Layout(config["outdir"].rstrip("/"))
 METHODS = [config["methods"]] if isinstance(config["methods"], str) else list(config["methods"])
 METHOD_CHOICE = ""  # methods: auto: the paragraph that says why (log and report)
 if "auto" in METHODS:
-    from cohortreg.method_choice import choose_methods
+    from cohortreg.study.method_choice import choose_methods
 
     _choice = choose_methods(SHEET, list(dict.fromkeys(EVALUATED["cohort"])), config["auto"],
                              config.get("method_params", {}).get("learned", {}), L.table("mi"))
@@ -49,7 +49,7 @@ if "auto" in METHODS:
 # upgrading the engine reruns what it made (--rerun-triggers params) and nothing else.
 CODE = {stage: fingerprint(stage) for stage in STAGES}
 PERCENTILES = [config["preprocess"]["lower_percentile"], config["preprocess"]["upper_percentile"]]
-# The qc keys a subject's input check reads (cohortreg.qc.subject_qc): a pair-level threshold
+# The qc keys a subject's input check reads (cohortreg.evaluation.qc.subject_qc): a pair-level threshold
 # (max_folding, z_warn, ...) changed later reruns the metrics, not every skull strip below them.
 SUBJECT_QC = {k: v for k, v in config["qc"].items() if k in ("on_fail", "brain_ml", "min_levels", "max_mode_fraction")}
 
@@ -105,7 +105,7 @@ METHOD_CODE = {m: r.code() for m, r in RESOLVED.items()}  # an engine whose code
 # runs with --jobs (the profile's jobs:) and its jobs in remote mode, while the local executor folds
 # --jobs into --cores. (A local run given both --cores and --jobs counts as a cluster: per-job.)
 LOCAL_RUN = workflow.exec_mode != ExecMode.REMOTE and workflow.resource_settings.nodes is None
-# batch_size auto batches a local run of 8+ subjects (cohortreg.batches.auto_batch_size).
+# batch_size auto batches a local run of 8+ subjects (cohortreg.batches.items.auto_batch_size).
 BATCH_SIZE = auto_batch_size(config.get("batch_size", "auto"), len(SHEET), local=LOCAL_RUN)
 if config.get("batch_size", "auto") == "auto" and BATCH_SIZE > 1:
     logger.info(f"CohortReg: {len(SHEET)} subjects{' on this machine' if LOCAL_RUN else ''}: batch_size auto -> "

@@ -1,7 +1,7 @@
 # The study as a deliverable: MI(intensity; labels), the figures, the gallery of the worst pairs,
 # the settings every method ran with; all of them items of Snakemake's own report:
 #   snakemake --configfile study.yaml --config samples=sheet.tsv outdir=results --report results/report.html
-# Captions: report/*.rst; the paper's figures: cohortreg/report_figures.py.
+# Captions: report/*.rst; the paper's figures: cohortreg/study/report_figures.py.
 SHEET_FILE = [config["samples"]] if os.path.isfile(config["samples"]) else []  # a BIDS root is a folder
 # (cohort, subject, preprocessed T1, labels, mask) of every labelled subject
 MI_SUBJECTS = [(c, s, *(pat.format(cohort=c, subject=s) for pat in (L.preproc_t1, L.preproc_labels, L.brain_mask)))

@@ -63,7 +63,7 @@ def given_cores():
 
 def job_threads(method):
     """A per-pair register job's threads as it runs (pairs.tsv's threads): method_threads, which Snakemake
-    caps at --cores on this machine. A batch item records its own (cohortreg.batches.item_threads)."""
+    caps at --cores on this machine. A batch item records its own (cohortreg.batches.items.item_threads)."""
     n = method_threads(method)
     return min(n, given_cores() or n) if LOCAL_RUN else n
 

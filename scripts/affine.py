@@ -1,6 +1,6 @@
-"""Snakemake adapter: affine initialisation of one pair (cohortreg.stages.affine_files)."""
+"""Snakemake adapter: affine initialisation of one pair (cohortreg.subject.stages.affine_files)."""
 from cohortreg.jobs import job
-from cohortreg.stages import affine_files
+from cohortreg.subject.stages import affine_files
 
 smk = snakemake  # noqa: F821
 with job(smk, "affine"):

@@ -1,6 +1,6 @@
-"""Snakemake adapter: cohort tables with the cohort-relative QC (cohortreg.aggregate)."""
+"""Snakemake adapter: cohort tables with the cohort-relative QC (cohortreg.study.aggregate)."""
 from cohortreg.jobs import job
-from cohortreg.aggregate import log_findings, write_tables
+from cohortreg.study.aggregate import log_findings, write_tables
 
 smk = snakemake  # noqa: F821
 with job(smk, "aggregate") as log:

@@ -1,5 +1,5 @@
-"""Snakemake adapter: one stage for a batch of subjects or pairs (cohortreg.batches)."""
-from cohortreg.batches import (forks_items, pair_items, register_items, register_together, run_items, subject_items,
+"""Snakemake adapter: one stage for a batch of subjects or pairs (cohortreg.batches.items)."""
+from cohortreg.batches.items import (forks_items, pair_items, register_items, register_together, run_items, subject_items,
                                workers_for)
 from cohortreg.jobs import job, pin_threads
 from cohortreg.paths import Layout

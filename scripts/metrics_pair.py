@@ -1,6 +1,6 @@
-"""Snakemake adapter: metrics and QC of one registered pair (cohortreg.pair.evaluate_pair)."""
+"""Snakemake adapter: metrics and QC of one registered pair (cohortreg.evaluation.pair.evaluate_pair)."""
 from cohortreg.jobs import job
-from cohortreg.pair import evaluate_pair
+from cohortreg.evaluation.pair import evaluate_pair
 
 smk = snakemake  # noqa: F821
 with job(smk, "metrics") as log:

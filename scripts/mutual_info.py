@@ -1,7 +1,7 @@
-"""Snakemake adapter: MI(intensity; labels) of every labelled subject (cohortreg.mutual_info)."""
+"""Snakemake adapter: MI(intensity; labels) of every labelled subject (cohortreg.evaluation.mutual_info)."""
 from cohortreg.io import write_text_atomic
 from cohortreg.jobs import job
-from cohortreg.mutual_info import mi_table
+from cohortreg.evaluation.mutual_info import mi_table
 
 smk = snakemake  # noqa: F821
 with job(smk, "mutual_info") as log:

@@ -1,6 +1,6 @@
-"""Snakemake adapter: preprocess one subject (cohortreg.stages.preprocess_files)."""
+"""Snakemake adapter: preprocess one subject (cohortreg.subject.stages.preprocess_files)."""
 from cohortreg.jobs import job
-from cohortreg.stages import preprocess_files
+from cohortreg.subject.stages import preprocess_files
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with job(smk, "preprocess"):

@@ -1,6 +1,6 @@
-"""Snakemake adapter: one deformable method on one pair (cohortreg.pair.register_pair)."""
+"""Snakemake adapter: one deformable method on one pair (cohortreg.registration.pairs.register_pair)."""
 from cohortreg.jobs import job
-from cohortreg.pair import register_pair
+from cohortreg.registration.pairs import register_pair
 
 smk = snakemake  # noqa: F821
 with job(smk, "register") as log:

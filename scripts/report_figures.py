@@ -1,6 +1,6 @@
-"""Snakemake adapter: the study's figures, gallery and settings tables (cohortreg.report_figures)."""
+"""Snakemake adapter: the study's figures, gallery and settings tables (cohortreg.study.report_figures)."""
 from cohortreg.jobs import job
-from cohortreg.report_figures import write_report_files
+from cohortreg.study.report_figures import write_report_files
 
 smk = snakemake  # noqa: F821
 with job(smk, "report_figures") as log:

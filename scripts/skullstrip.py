@@ -1,6 +1,6 @@
-"""Snakemake adapter: brain extraction and input QC for one subject (cohortreg.stages.skullstrip_files)."""
+"""Snakemake adapter: brain extraction and input QC for one subject (cohortreg.subject.stages.skullstrip_files)."""
 from cohortreg.jobs import job
-from cohortreg.stages import skullstrip_files
+from cohortreg.subject.stages import skullstrip_files
 
 smk = snakemake  # noqa: F821
 with job(smk, "skullstrip"):

@@ -1,5 +1,5 @@
 """Snakemake adapter: a batch of a round's registrations (cohortreg.template.batch)."""
-from cohortreg.batches import forks_items, run_items, workers_for
+from cohortreg.batches.items import forks_items, run_items, workers_for
 from cohortreg.jobs import job
 from cohortreg.paths import Layout
 from cohortreg.template.batch import register_round_together, round_items

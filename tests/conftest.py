@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cohortreg.datasets import SHARED_DATA, available
-from cohortreg.slurm_probe import quick_scontrol_path
+from cohortreg.sheet.datasets import SHARED_DATA, available
+from cohortreg.cluster.slurm_probe import quick_scontrol_path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every Snakemake the tests start (run_snakemake, the SLURM tests) skips the SLURM plugin's 9 s
-# `scontrol` wait on a machine whose SLURM controller is down (cohortreg/slurm_probe.py)
+# `scontrol` wait on a machine whose SLURM controller is down (cohortreg/cluster/slurm_probe.py)
 os.environ["PATH"] = quick_scontrol_path()
 
 needs_shared_data = pytest.mark.skipif(

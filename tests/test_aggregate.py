@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from cohortreg.aggregate import PAIR_COLUMNS, PairResult, read_benchmark, write_tables
+from cohortreg.study.aggregate import PAIR_COLUMNS, PairResult, read_benchmark, write_tables
 
 BENCH = "s\th:m:s\tmax_rss\tmax_vms\n12.5\t0:00:12\t812.25\t900\n"
 
@@ -51,7 +51,7 @@ def test_missing_or_empty_benchmark_is_nan(tmp_path):
 
 def test_tables_from_batch_manifests_equal_tables_from_files(tmp_path):
     """batch_size > 1: the metrics batch jobs gather each pair's row; the tables must not change."""
-    from cohortreg.aggregate import collect, pair_row
+    from cohortreg.study.aggregate import collect, pair_row
 
     results = [pair(tmp_path, "02"), pair(tmp_path, "03", ok=False), pair(tmp_path, "04")]
     manifest = tmp_path / "batch-00000.json"
@@ -71,7 +71,7 @@ def test_tables_from_batch_manifests_equal_tables_from_files(tmp_path):
 def test_rows_of_two_code_versions_are_said_and_flags_listed_worst_first(tmp_path, caplog):
     import logging
 
-    from cohortreg.aggregate import log_findings
+    from cohortreg.study.aggregate import log_findings
 
     results = [pair(tmp_path, m) for m in ("02", "03", "04")]
     for r, version, qc in zip(results, ("0.1.0+aaaa", "0.1.0+bbbb", "0.1.0+bbbb"), ("pass", "warn", "fail")):

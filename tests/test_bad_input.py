@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from cohortreg.errors import InputError
-from cohortreg.preprocess import PreprocessSettings, preprocess_subject
-from cohortreg.skullstrip import extract_brain, provided_mask
+from cohortreg.subject.preprocess import PreprocessSettings, preprocess_subject
+from cohortreg.subject.skullstrip import extract_brain, provided_mask
 from tests.conftest import phantom, save
 
 FAST = PreprocessSettings(spacing=None)

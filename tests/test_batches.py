@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from cohortreg.batches import Item, backdate_failed, chains, chunk, forks_items, item_threads, pending, run_items
+from cohortreg.batches.items import Item, backdate_failed, chains, chunk, forks_items, item_threads, pending, run_items
 from tests.conftest import planned_jobs, run_snakemake
 from tests.test_workflow import add_bad_subjects, config_args
 
@@ -404,7 +404,7 @@ def _phantom_sheet(d, n):
 
 
 def test_batch_size_auto_batches_a_local_run_of_eight_subjects_and_never_a_cluster_one(tmp_path):
-    """auto (cohortreg.batches.auto_batch_size): 8+ subjects on this machine are planned as one job
+    """auto (cohortreg.batches.items.auto_batch_size): 8+ subjects on this machine are planned as one job
     per stage (items side by side on --cores), 7 one job each; under a cluster executor (--jobs) a
     sheet keeps one job per subject below 1,000; a study that trains a learned model batches too."""
     def plan(n, *extra, methods="[affine,torch]"):

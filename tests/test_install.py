@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cohortreg import profile
+from cohortreg.cluster import profile
 from tests.conftest import ROOT, run_snakemake
 
 
@@ -32,7 +32,7 @@ def env_for(installed):
 
 def test_the_wheel_carries_its_schemas_and_runs_the_first_stage(installed, phantom_cohort):
     env = env_for(installed)
-    code = ("import cohortreg, cohortreg.samples as s; print(cohortreg.__file__); "
+    code = ("import cohortreg, cohortreg.sheet.samples as s; print(cohortreg.__file__); "
             f"print(len(s.read_sheet({str(phantom_cohort / 'samples.tsv')!r})))")
     r = subprocess.run([sys.executable, "-c", code], cwd=installed, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -9,7 +9,7 @@ import ants
 import nibabel as nib
 
 from cohortreg.io import ants_to_nib, nib_to_ants
-from cohortreg.pair import warp_jacobian
+from cohortreg.evaluation.pair import warp_jacobian
 from tests.conftest import phantom, save
 
 
@@ -91,7 +91,7 @@ def test_uint8_label_maps_survive_resampling(tmp_path):
 def test_resampled_skull_stripped_scan_keeps_an_exactly_zero_background(tmp_path):
     """B-spline resampling rings (values of 1e-40 everywhere): preprocessing must not take
     that for brain, or the brain mask, the intensity percentiles and the crop box all break."""
-    from cohortreg.preprocess import PreprocessSettings, preprocess_subject
+    from cohortreg.subject.preprocess import PreprocessSettings, preprocess_subject
 
     t1, lab = phantom(shape=(48, 52, 44))
     t1 = np.pad(t1, 10)  # skull-stripped: a brain in an exactly-zero background

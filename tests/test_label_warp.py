@@ -1,13 +1,13 @@
-"""cohortreg.label_warp gives antsApplyTransforms' genericLabel labels, voxel for voxel."""
+"""cohortreg.transforms.label_warp gives antsApplyTransforms' genericLabel labels, voxel for voxel."""
 
 import ants
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from cohortreg.datasets import SHARED_DATA
+from cohortreg.sheet.datasets import SHARED_DATA
 from cohortreg.io import nib_to_ants
-from cohortreg.label_warp import point_map, warp_labels
+from cohortreg.transforms.label_warp import point_map, warp_labels
 from cohortreg.registration.torch_greedy import voxel_to_ants_field
 from tests.conftest import needs_shared_data
 
@@ -88,7 +88,7 @@ def test_preprocessing_resamples_labels_as_ants_and_differs_only_on_exact_ties()
     resample_image_to_target genericLabel on LPBA40 S01's raw labels: identical at 2 mm; at 1.3 mm a
     few hundred voxels sit on an exact tie (two labels with equal weight, e.g. half a voxel between
     them), decided by rounding in both, and those are the only voxels that differ."""
-    from cohortreg.label_warp import index_to_lps, resample_labels
+    from cohortreg.transforms.label_warp import index_to_lps, resample_labels
 
     d = SHARED_DATA / "lpba40" / "sub-S01"
     t1, lab = (nib.as_closest_canonical(nib.load(d / f)) for f in ("t1w_brain.nii.gz", "labels_lpba56.nii.gz"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cohortreg.datasets import SHARED_DATA
+from cohortreg.sheet.datasets import SHARED_DATA
 from cohortreg.errors import InputError
 from cohortreg.learn import checkpoint
 from cohortreg.learn.data import Pair

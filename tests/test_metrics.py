@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cohortreg.metrics import dice_per_label, hd95_label, jacobian_determinant, jacobian_stats, summarise_pair
+from cohortreg.evaluation.metrics import dice_per_label, hd95_label, jacobian_determinant, jacobian_stats, summarise_pair
 
 
 def test_dice_per_label_hand_computed():

@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 
-from cohortreg.batch_plan import TRAIN_BATCH_FROM, BatchPlan
+from cohortreg.batches.plan import TRAIN_BATCH_FROM, BatchPlan
 from cohortreg.learn.plan import plan_training
 from cohortreg.paths import Layout
-from cohortreg.samples import design_pairs, references
+from cohortreg.sheet.samples import design_pairs, references
 
 L = Layout("OUT")
 

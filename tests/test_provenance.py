@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from cohortreg import provenance
-from cohortreg.batches import Item, stamp
+from cohortreg.batches.items import Item, stamp
 from cohortreg.registration import METHODS, resolve
 from tests.conftest import ROOT
 
@@ -62,17 +62,17 @@ def test_an_engine_edit_changes_that_engine_and_what_builds_on_its_edited_code_o
 
 
 def test_an_edit_to_the_report_figures_changes_the_report_only(original, tmp_path):
-    assert changed(original, edited(tmp_path, "report_figures.py")) == {"report"}
+    assert changed(original, edited(tmp_path, "study/report_figures.py")) == {"report"}
 
 
 def test_an_edit_of_one_function_in_a_shared_module_changes_its_stage_only(original, tmp_path):
-    """stages.py holds three stages' entry functions; pair.py register's and metrics'."""
-    src = (ROOT / "cohortreg" / "stages.py").read_text()
+    """subject/stages.py holds three stages' entry functions."""
+    src = (ROOT / "cohortreg" / "subject" / "stages.py").read_text()
     d = tmp_path / "fn"
     shutil.copytree(ROOT / "cohortreg", d / "cohortreg", ignore=shutil.ignore_patterns("__pycache__"))
     marker = '    """settings: config[\'affine\']'
     assert marker in src
-    (d / "cohortreg" / "stages.py").write_text(src.replace(marker, "    _ = 1  # an edit\n" + marker, 1))
+    (d / "cohortreg" / "subject" / "stages.py").write_text(src.replace(marker, "    _ = 1  # an edit\n" + marker, 1))
     assert changed(original, fingerprints_of(d)) == {"affine", "template"}  # the template's round 00 is an affine
 
 
@@ -165,7 +165,7 @@ def test_per_job_and_batched_runs_decide_by_the_same_fingerprint(tmp_path):
     """(e) A per-job register rule reruns when its param METHOD_CODE (the resolved method's code) changes; a
     batch item recomputes when its stamp's fingerprint(stage, engine) does: for every engine and for a
     variant they are one value, so both ways recompute the same pairs."""
-    from cohortreg.batches import pair_items
+    from cohortreg.batches.items import pair_items
     from cohortreg.paths import Layout
 
     for name, params in [*((e, {}) for e in ENGINES), ("torch_fast", {"engine": "torch", "preset": "fast"}),

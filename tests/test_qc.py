@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from cohortreg.errors import InputError
-from cohortreg.preprocess import PreprocessSettings, preprocess_subject
-from cohortreg.qc import QCSettings, cohort_qc, lncc, pair_qc, raw_intensity_stats, robust_z, subject_qc
-from cohortreg.skullstrip import extract_brain
-from cohortreg.stages import preprocess_files, skullstrip_files
+from cohortreg.subject.preprocess import PreprocessSettings, preprocess_subject
+from cohortreg.evaluation.qc import QCSettings, cohort_qc, lncc, pair_qc, raw_intensity_stats, robust_z, subject_qc
+from cohortreg.subject.skullstrip import extract_brain
+from cohortreg.subject.stages import preprocess_files, skullstrip_files
 from tests.conftest import phantom, save
 
 FAST = PreprocessSettings(spacing=None)
@@ -124,7 +124,7 @@ def test_sidecars_are_json(tmp_path):
 
 def test_on_fail_error_fails_the_metrics_job_of_a_failed_pair(tmp_path):
     """evaluate_pair raises (so the pair's row says failed, with the reason) instead of writing a flagged row."""
-    from cohortreg.pair import evaluate_pair
+    from cohortreg.evaluation.pair import evaluate_pair
 
     t1, lab = phantom()
     f = {k: save(v, tmp_path / f"{k}.nii.gz") for k, v in (("t1", t1), ("lab", lab), ("mask", (lab > 0).astype(np.uint8)))}

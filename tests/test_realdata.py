@@ -5,10 +5,10 @@ import nibabel as nib
 import pandas as pd
 import pytest
 
-from cohortreg.datasets import SHARED_DATA, write_sheet
+from cohortreg.sheet.datasets import SHARED_DATA, write_sheet
 from cohortreg.jobs import pin_threads
-from cohortreg.preprocess import PreprocessSettings, preprocess_subject
-from cohortreg.skullstrip import AtlasSettings, extract_brain, mask_dice
+from cohortreg.subject.preprocess import PreprocessSettings, preprocess_subject
+from cohortreg.subject.skullstrip import AtlasSettings, extract_brain, mask_dice
 from tests.conftest import needs_shared_data, run_snakemake
 
 pytestmark = [needs_shared_data, pytest.mark.realdata]

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from cohortreg.datasets import SHARED_DATA
+from cohortreg.sheet.datasets import SHARED_DATA
 from tests.conftest import ROOT, needs_shared_data, planned_jobs, run_snakemake
 
 pytestmark = [needs_shared_data, pytest.mark.realdata, pytest.mark.workflow]

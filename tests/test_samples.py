@@ -2,7 +2,7 @@
 
 import pytest
 
-from cohortreg.samples import SheetError, design_pairs, missing_files, read_sheet
+from cohortreg.sheet.samples import SheetError, design_pairs, missing_files, read_sheet
 
 
 def write(tmp_path, text, name="samples.tsv"):

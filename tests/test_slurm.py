@@ -14,7 +14,7 @@ import time
 import pandas as pd
 import pytest
 
-from cohortreg.datasets import write_sheet
+from cohortreg.sheet.datasets import write_sheet
 from tests.conftest import ROOT, needs_shared_data, run_snakemake
 
 pytestmark = [needs_shared_data, pytest.mark.realdata, pytest.mark.workflow]

@@ -1,9 +1,9 @@
-"""cohortreg.slurm_probe: the stub scontrol that spares every Snakemake start the SLURM plugin's 9 s wait."""
+"""cohortreg.cluster.slurm_probe: the stub scontrol that spares every Snakemake start the SLURM plugin's 9 s wait."""
 
 import os
 import subprocess
 
-from cohortreg.slurm_probe import quick_scontrol_path
+from cohortreg.cluster.slurm_probe import quick_scontrol_path
 
 
 def fake_scontrol(folder, controller_up: bool):

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cohortreg.domain_shift import domain_shift
-from cohortreg.method_choice import choose_methods
-from cohortreg.mutual_info import mi_dice, mutual_information
-from cohortreg.paired_stats import STATS_COLUMNS, holm, paired_stats
-from cohortreg.qc_picture import TITLE_PX, overlay, panel_shape, write_overlay
+from cohortreg.study.domain_shift import domain_shift
+from cohortreg.study.method_choice import choose_methods
+from cohortreg.evaluation.mutual_info import mi_dice, mutual_information
+from cohortreg.study.paired_stats import STATS_COLUMNS, holm, paired_stats
+from cohortreg.evaluation.qc_picture import TITLE_PX, overlay, panel_shape, write_overlay
 
 
 def table(values: dict[str, list[float]], cohort: str = "c", metric: str = "dice_mean") -> pd.DataFrame:

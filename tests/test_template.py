@@ -109,7 +109,7 @@ method_params: {torch: {preset: fast, device: cpu}}
 @needs_shared_data
 @pytest.mark.workflow
 def test_a_three_subject_template_on_real_scans_builds_reruns_nothing_and_resumes(tmp_path):
-    from cohortreg.datasets import write_sheet
+    from cohortreg.sheet.datasets import write_sheet
 
     sheet = write_sheet(tmp_path / "samples.tsv", {"lpba40": 3})
     out = tmp_path / "out"
@@ -157,7 +157,7 @@ def test_a_three_subject_template_on_real_scans_builds_reruns_nothing_and_resume
 @needs_shared_data
 @pytest.mark.workflow
 def test_an_early_stop_copies_the_template_and_each_registration_after_the_converged_iteration(tmp_path):
-    from cohortreg.datasets import write_sheet
+    from cohortreg.sheet.datasets import write_sheet
 
     sheet = write_sheet(tmp_path / "samples.tsv", {"lpba40": 3})
     out = tmp_path / "out"
@@ -217,7 +217,7 @@ def test_a_batched_build_gives_the_per_input_build_and_its_files(tmp_path):
     """template.batch_size 2 (and the study's batch_size 2, so the subjects come from batch jobs too):
     the same template as one job per input, the same per-input files, logs and benchmarks, and a
     rerun plans nothing."""
-    from cohortreg.datasets import write_sheet
+    from cohortreg.sheet.datasets import write_sheet
 
     sheet = write_sheet(tmp_path / "samples.tsv", {"lpba40": 3})
     builds = {}

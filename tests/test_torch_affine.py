@@ -78,7 +78,7 @@ def test_a_1mm_grid_is_estimated_at_the_2mm_runs_physical_levels():
     box (the 1 mm grid's own levels, 4x finer, cost 4x the time for a map further from it)."""
     import nibabel as nib
 
-    from cohortreg.datasets import SHARED_DATA
+    from cohortreg.sheet.datasets import SHARED_DATA
     from cohortreg.io import nib_to_ants
 
     maps = {}

@@ -144,7 +144,7 @@ def test_ants_with_our_files_matches_our_own_warping(tmp_path):
     and antsApplyTransforms with the files we wrote give the same labels (Dice >= 0.99)."""
     from scipy import ndimage
 
-    from cohortreg.metrics import dice_per_label
+    from cohortreg.evaluation.metrics import dice_per_label
     from cohortreg.registration import TorchGreedy
     from tests.conftest import phantom
 
@@ -248,7 +248,7 @@ def test_batched_pairs_match_one_at_a_time():
 def test_cropping_to_the_brain_keeps_the_result(tmp_path):
     """The engine registers on the brains' bounding box: same labels as on the whole grid, a field
     continued from the box's faces beyond it, and no folding anywhere on the full grid."""
-    from cohortreg.metrics import dice_per_label
+    from cohortreg.evaluation.metrics import dice_per_label
     from cohortreg.registration import TorchGreedy
     from tests.conftest import phantom
 

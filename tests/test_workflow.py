@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohortreg.metrics import dice_per_label
+from cohortreg.evaluation.metrics import dice_per_label
 from tests.conftest import run_snakemake
 
 FAST_CONFIG = "method_params:\n  ants: {preset: fast}\npreprocess:\n  spacing: null\n"

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import Layout
-from ..samples import SheetError
+from ..sheet.samples import SheetError
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..io import write_text_atomic
-from ..metrics import dice_per_label
+from ..evaluation.metrics import dice_per_label
 from . import checkpoint
 from .data import Pair, one_hot, shared_labels
 from .network import build_network, pooling_factor, predict

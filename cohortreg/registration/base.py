@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 
 from ..io import write_text_atomic
-from ..label_warp import warp_labels
+from ..transforms.label_warp import warp_labels
 from ..lazy_ants import import_ants
 from ..provenance import fingerprint
 
@@ -82,7 +82,7 @@ def warp_pair(tx: Transforms, fixed: "Any", moving: "Any", moving_labels: "Any |
     ants = import_ants()
 
     warped = ants.apply_transforms(fixed, moving, tx.forward, interpolator="linear")
-    # genericLabel's choice, by cohortreg.label_warp's corner vote (the same labels, a fifth of the time)
+    # genericLabel's choice, by cohortreg.transforms.label_warp's corner vote (the same labels, a fifth of the time)
     warped_labels = None if moving_labels is None else warp_labels(fixed, moving_labels, tx.forward)
     return tx, warped, warped_labels
 

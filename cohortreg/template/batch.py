@@ -1,4 +1,4 @@
-"""A template round's registrations in batches (``template.batch_size``), through cohortreg.batches.
+"""A template round's registrations in batches (``template.batch_size``), through cohortreg.batches.items.
 
 One job per input and iteration is 30 jobs a round for 30 inputs, 3,000 for a 1,000-subject
 template: Snakemake's planning and a cluster's submissions then cost more than the work. A batch
@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any, Callable, Sequence
 
-from ..batches import Item
+from ..batches.items import Item
 from ..errors import InputError
 from ..paths import Layout
 from .build import copy_registration, is_copy, register_many_to_template
@@ -77,9 +77,9 @@ def register_round_together(items: Sequence[Item], template: str, method: str, p
                             affine_settings: dict[str, Any], affine_only: bool, threads: int
                             ) -> Callable[[list[Item]], dict[str, float]] | None:
     """For run_items: a method that stacks pairs (torch on a GPU) registers the round's items in one
-    call (cohortreg.batches.register_together); None where it would only loop, in the affine round,
+    call (cohortreg.batches.items.register_together); None where it would only loop, in the affine round,
     or where the items are copies (they have no job)."""
-    from ..batches import register_together
+    from ..batches.items import register_together
 
     if affine_only or any(not it.job for it in items):
         return None

@@ -25,7 +25,7 @@ import nibabel as nib
 import numpy as np
 
 from ..io import nib_to_ants, save_atomic, write_text_atomic
-from ..transform_files import read_affine_mat, read_field
+from ..transforms.files import read_affine_mat, read_field
 from .labels import mean_dice, vote
 from .shape import centroid_lps, field_norm, mean_affine, shape_update, weighted_mean
 
@@ -97,7 +97,7 @@ def initial_reference(path: str, pad_mm: float, out: str) -> None:
 def register_to_template(template: str, brain: str, labels: str, method: str, params: dict[str, Any],
                          affine_settings: dict[str, Any], out_manifest: str, out_warped: str, out_labels: str,
                          threads: int = 1, affine_only: bool = False) -> dict[str, Any]:
-    """One input to the current template, as a pair of the workflow (pair.register_pair): the affine
+    """One input to the current template, as a pair of the workflow (registration.pairs.register_pair): the affine
     stage's .mat (template -> subject), then the method (the ``affine`` method alone in round 0), the
     warped brain and labels on the template grid, and transforms.json. Without labels the warped
     labels are an empty map (the rule's output)."""
@@ -113,8 +113,8 @@ def register_many_to_template(template: str, jobs: Sequence[tuple[str, str, str,
     jobs: (brain, labels or '', out_manifest, out_warped, out_labels) each."""
     from contextlib import ExitStack
 
-    from ..pair import register_pairs
-    from ..stages import affine_files
+    from ..registration.pairs import register_pairs
+    from ..subject.stages import affine_files
 
     with ExitStack() as stack:
         pairs = []
@@ -301,7 +301,7 @@ def finish_template(template: str, inputs: Sequence[Input], weights: Sequence[fl
 def template_as_subject(name: str, t1: str, mask: str, labels: str, qc: dict[str, Any], outputs: dict[str, str]) -> None:
     """A built template's files under the names of a subject's (design: template): its T1w is the
     brain, its cohort labels the labels, and its input QC is computed like any subject's."""
-    from ..qc import qc_settings, raw_intensity_stats, subject_qc
+    from ..evaluation.qc import qc_settings, raw_intensity_stats, subject_qc
 
     img, m = nib.load(t1), nib.load(mask)
     data = np.asarray(img.dataobj, dtype=np.float32)

@@ -1,6 +1,6 @@
 """Each per-subject stage from files to files, as one call: what a per-subject job and a batch job run.
 
-register and metrics per pair live in ``cohortreg.pair``; the scripts and ``cohortreg.batches``
+register and metrics per pair live in ``cohortreg.registration.pairs`` and ``cohortreg.evaluation.pair``; the scripts and ``cohortreg.batches.items``
 both call these, so a batched run computes exactly what a per-subject run computes.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from .errors import InputError
-from .io import nib_to_ants, save_atomic, write_text_atomic
+from ..errors import InputError
+from ..io import nib_to_ants, save_atomic, write_text_atomic
 
 
 def preprocess_files(subject: str, t1: str, labels: str, settings: dict[str, Any], out_t1: str, out_labels: str,
@@ -36,7 +36,7 @@ def skullstrip_files(subject: str, t1: str, settings: dict[str, Any], raw_t1: st
     percentiles: config['preprocess']'s, for the brain's intensity scaling; raw_json: preprocessing's
     stats of the raw scan; qc: config['qc']. Writes the subject's input verdict to out_qc, and with
     qc.on_fail 'error' refuses a subject whose input fails it."""
-    from .qc import qc_settings, subject_qc
+    from ..evaluation.qc import qc_settings, subject_qc
     from .skullstrip import AtlasSettings, extract_brain, provided_mask
 
     img = nib.load(t1)
@@ -64,10 +64,10 @@ def affine_files(fixed: str, moving: str, settings: dict[str, Any], out_mat: str
     engine, torch_settings = s.pop("engine", "torch"), s.pop("torch", {})  # config.yaml's default
     f, m = nib_to_ants(nib.load(fixed)), nib_to_ants(nib.load(moving))
     if engine == "torch":
-        from .registration.affine import estimate_affine_torch
+        from ..registration.affine import estimate_affine_torch
 
         estimate_affine_torch(f, m, Path(out_mat), torch_settings)
         return
-    from .registration import AffineSettings, estimate_affine
+    from ..registration import AffineSettings, estimate_affine
 
     estimate_affine(f, m, Path(out_mat), AffineSettings(**s))

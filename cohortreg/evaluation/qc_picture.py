@@ -87,7 +87,7 @@ def write_overlay(path: str, fixed: np.ndarray, warped: np.ndarray, warped_label
     """Write the picture of one registered pair as PNG (atomically); returns its (height, width)."""
     from PIL import Image
 
-    from .io import write_atomic
+    from ..io import write_atomic
 
     img = overlay(fixed, warped, warped_labels, mask, title=title, scale=scale)
     write_atomic(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"), ".png")

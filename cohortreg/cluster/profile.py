@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-PROFILES = Path(__file__).resolve().parent / "resources" / "profiles"
+PROFILES = Path(__file__).resolve().parents[1] / "resources" / "profiles"
 
 
 def config_dirs() -> tuple[Path, Path]:

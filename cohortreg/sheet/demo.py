@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     sheet = make_demo(args.outdir, args.subjects, args.seed)
     print(f"demo sample sheet: {sheet}")
     if args.run:
-        snakefile = Path(__file__).resolve().parent.parent / "Snakefile"
+        snakefile = Path(__file__).resolve().parents[2] / "Snakefile"
         if not snakefile.exists():  # a non-editable install has the package, not the workflow
             print(f"the workflow's Snakefile is not beside the package; from the checkout run: snakemake --cores 2 "
                   f"--config samples={sheet} outdir={Path(args.outdir) / 'results'}", file=sys.stderr)

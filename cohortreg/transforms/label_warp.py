@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import nibabel as nib
 import numpy as np
 
-from .transform_files import read_affine_mat, read_field, voxel_to_lps
-from .lazy_ants import import_ants
+from .files import read_affine_mat, read_field, voxel_to_lps
+from ..lazy_ants import import_ants
 
 CHUNK = 1 << 20  # voxels at a time: the corner arrays of a 1 mm brain would take ~0.5 GB at once
 

@@ -1,54 +1,17 @@
-"""One registration pair from files to files: what the register and metrics rules run."""
+"""One registration pair evaluated from files: what a metrics job (and a metrics batch item) runs."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from .errors import InputError
-from .io import RAS_TO_LPS, ants_to_nib, nib_to_ants, save_atomic, write_text_atomic
+from ..errors import InputError
+from ..io import RAS_TO_LPS, write_text_atomic
 from .metrics import LABEL_HEADER, jacobian_determinant, jacobian_stats, summarise_pair
-from .registration import get_method, write_manifest
-from .registration.base import warp_pair
-
-def register_pair(method: str, params: dict[str, Any], fixed: str, moving: str, moving_labels: str, affine: str,
-                  out_manifest: str, out_warped: str, out_warped_labels: str, threads: int = 1) -> dict[str, Any]:
-    """Run one method on one pair and write the warped image, warped labels and transforms.json."""
-    return register_pairs(method, params, [(fixed, moving, moving_labels, affine, out_manifest, out_warped,
-                                            out_warped_labels)], threads)[0]
-
-
-def register_pairs(method: str, params: dict[str, Any], jobs: list[tuple[str, ...]], threads: int = 1
-                   ) -> list[dict[str, Any]]:
-    """Several pairs through the method's register_many (torch stacks same-shape pairs on a GPU).
-
-    jobs: (fixed, moving, moving_labels, affine, out_manifest, out_warped, out_warped_labels) each.
-    Raises if any pair fails; a caller that wants the others' results retries them one by one.
-    """
-    impl = get_method(method, params)(params, threads)
-    loaded = [tuple(nib_to_ants(nib.load(p)) if p else None for p in job[:3]) for job in jobs]  # labels optional
-    for job in jobs:
-        Path(job[4]).parent.mkdir(parents=True, exist_ok=True)
-    impl.prepare()  # register_seconds times the registration, not the import of torch
-    t0 = time.perf_counter()
-    txs = impl.register_many([(f, m, job[3], Path(job[4]).parent) for (f, m, _), job in zip(loaded, jobs)])
-    seconds = (time.perf_counter() - t0) / max(len(jobs), 1)  # a stacked pair's share
-    out = []
-    for (f, m, ml), job, tx in zip(loaded, jobs, txs):
-        tx, warped, warped_labels = warp_pair(tx, f, m, ml)
-        tx.extra["register_seconds"] = seconds
-        save_atomic(ants_to_nib(warped, np.float32), job[5])
-        if warped_labels is not None:
-            save_atomic(ants_to_nib(warped_labels, np.int32), job[6])
-        write_manifest(tx, Path(job[4]), method, impl.params, impl.name)
-        out.append(tx.extra)
-    return out
-
 
 def warp_jacobian(warp_path: str) -> np.ndarray:
     """Jacobian determinant of an ANTs displacement field file (vectors in LPS mm)."""
@@ -73,9 +36,9 @@ def evaluate_pair(fixed_labels: str, moving_labels: str, warped_labels: str, fix
                   subject_qc: tuple[str, str], qc: dict[str, Any] | None = None,
                   picture: str | None = None) -> dict[str, Any]:
     """Dice/HD95 over labels present in both subjects; folding and sdlogj inside the fixed brain mask;
-    the label-free QC of the pair (cohortreg.qc): LNCC of the warped image to the fixed brain, the
+    the label-free QC of the pair (cohortreg.evaluation.qc): LNCC of the warped image to the fixed brain, the
     warp's folding, and the verdicts of both subjects' inputs (subject_qc: moving's, fixed's file);
-    and, given a ``picture`` path, the pair's overlay PNG (cohortreg.qc_picture)."""
+    and, given a ``picture`` path, the pair's overlay PNG (cohortreg.evaluation.qc_picture)."""
     from .qc import lncc, pair_qc, qc_settings
 
     fl_img = nib.load(fixed_labels)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 
-from .lazy_ants import import_ants
+from ..lazy_ants import import_ants
 
 LPS4 = np.diag([-1.0, -1.0, 1.0, 1.0])
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from . import __version__
-from .io import file_identity, write_text_atomic
-from .paths import Layout
-from .provenance import fingerprint
+from .. import __version__
+from ..io import file_identity, write_text_atomic
+from ..paths import Layout
+from ..provenance import fingerprint
 
 log = logging.getLogger("cohortreg")
 T = TypeVar("T")
@@ -92,7 +92,7 @@ class Item:
     inputs: list[str] = field(default_factory=list)   # files read (the stamp follows their size and mtime)
     needs: list[str] = field(default_factory=list)    # earlier stages' outputs: missing = upstream failed
     report: Callable[[], dict[str, Any]] | None = None  # what the manifest records of a finished item
-    job: tuple[str, ...] = ()     # register items: pair.register_pairs' arguments, to run several at once
+    job: tuple[str, ...] = ()     # register items: registration.pairs.register_pairs' arguments, to run several at once
     threads: int = 0              # register items: the threads the pair runs on (its benchmark file says so)
     engine: str = ""              # register and template items: the engine whose code makes it
     model: str = ""               # a learned method's model file: a retrained model recomputes the item
@@ -166,7 +166,7 @@ def forks_items(stage: str, method: str = "", settings: dict[str, Any] | None = 
     subjects stage (resampling, N4, atlas skull stripping), the ANTs affine (settings: config['affine'])
     and the registrations of a method whose engine is ants (settings: its method_params), while this
     process has not loaded torch."""
-    from .registration import resolve
+    from ..registration import resolve
 
     if stage == "affine":  # stages.affine_files' default (config.yaml's); that function's source is the affine's stamp
         engine = (settings or {}).get("engine", "torch")
@@ -454,7 +454,7 @@ def backdate_failed(manifests: Iterable[str]) -> list[str]:
 
 def subject_items(cohort: str, rows: list[dict[str, Any]], pre: dict[str, Any], strip: dict[str, Any],
                   L: Layout, qc: dict[str, Any] | None = None) -> list[Item]:
-    from .stages import preprocess_files, skullstrip_files
+    from ..subject.stages import preprocess_files, skullstrip_files
 
     qc = qc or {}
     pct = (pre.get("lower_percentile", 0.5), pre.get("upper_percentile", 99.5))
@@ -481,10 +481,11 @@ def subject_items(cohort: str, rows: list[dict[str, Any]], pre: dict[str, Any], 
 def pair_items(stage: str, cohort: str, pairs: list[tuple[str, str]], method: str, settings: dict[str, Any],
                L: Layout, threads: int = 1) -> list[Item]:
     """stage: affine | register | metrics, for (moving, fixed) pairs of one cohort."""
-    from .aggregate import PairResult, pair_row
-    from .pair import evaluate_pair, register_pair
-    from .registration import resolve
-    from .stages import affine_files
+    from ..study.aggregate import PairResult, pair_row
+    from ..evaluation.pair import evaluate_pair
+    from ..registration.pairs import register_pair
+    from ..registration import resolve
+    from ..subject.stages import affine_files
 
     resolved = resolve(method, settings) if stage == "register" else None
     items = []
@@ -534,10 +535,10 @@ def register_together(method: str, settings: dict[str, Any], threads: int = 1,
                       register: Callable[[list[tuple[str, ...]]], list[dict[str, Any]]] | None = None
                       ) -> Callable[[list[Item]], dict[str, float]] | None:
     """For run_items: register items of a method that optimises several pairs at once (torch on a
-    GPU) go through one call, ``register`` of their ``job`` tuples (default pair.register_pairs);
+    GPU) go through one call, ``register`` of their ``job`` tuples (default registration.pairs.register_pairs);
     None for a method that would only loop."""
-    from .pair import register_pairs
-    from .registration import get_method
+    from ..registration.pairs import register_pairs
+    from ..registration import get_method
 
     if get_method(method, settings)(settings, threads).stack_size() <= 1:
         return None

@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 
 STUB = """#!/bin/sh
-# CohortReg (cohortreg/slurm_probe.py): scontrol, failing at once while no SLURM controller answers
+# CohortReg (cohortreg/cluster/slurm_probe.py): scontrol, failing at once while no SLURM controller answers
 "{real}" ping >/dev/null 2>&1 && exec "{real}" "$@"
-echo "scontrol: no SLURM controller answers (stub of cohortreg.slurm_probe)" >&2
+echo "scontrol: no SLURM controller answers (stub of cohortreg.cluster.slurm_probe)" >&2
 exit 1
 """
 
@@ -31,7 +31,7 @@ def quick_scontrol_path(path: str | None = None) -> str:
     """PATH (default: this process's) with the stub's folder first, or unchanged without scontrol."""
     path = os.environ.get("PATH", "") if path is None else path
     real = shutil.which("scontrol", path=path)
-    if real is None or b"cohortreg/slurm_probe.py" in Path(real).read_bytes()[:200]:  # no client, or the stub
+    if real is None or b"cohortreg/cluster/slurm_probe.py" in Path(real).read_bytes()[:200]:  # no client, or the stub
         return path
     folder = Path(tempfile.mkdtemp(prefix="cohortreg-scontrol-"))
     stub = folder / "scontrol"

@@ -18,9 +18,9 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from .errors import InputError
-from .io import load_volume, nib_to_ants
-from .lazy_ants import import_ants
+from ..errors import InputError
+from ..io import load_volume, nib_to_ants
+from ..lazy_ants import import_ants
 from .preprocess import robust_normalise
 
 METHODS = ("none", "provided", "atlas")
@@ -135,7 +135,7 @@ def provided_mask(subject: str, t1: nib.Nifti1Image, raw_t1_path: str, mask_path
     """The sheet's mask, checked against the raw T1's grid, then mapped onto the preprocessed grid."""
     ants = import_ants()
 
-    from .io import check_same_grid
+    from ..io import check_same_grid
 
     if not mask_path:
         raise InputError(subject, None, "skullstrip.method is 'provided' but the sheet gives no mask for this subject")

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .errors import InputError
+from ..errors import InputError
 
 OPTIONAL_COLUMNS = ("labels", "mask", "split")
 # Inside the package, so a wheel or `pip install .` has them; config/schemas/ links here.
-SCHEMA_DIR = Path(__file__).resolve().parent / "resources" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "resources" / "schemas"
 
 
 class SheetError(ValueError):
@@ -84,7 +84,7 @@ def read_sheet(path: str | os.PathLike, schema_dir: Path | None = None, bids: di
     bids: config 'bids' (entity filters and the participants.tsv column that is the cohort)."""
     path = Path(path)
     if path.is_dir():
-        from .bids_input import BidsError, bids_to_sheet
+        from .bids import BidsError, bids_to_sheet
 
         try:
             table = bids_to_sheet(path, bids)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 FILTERS = ("acq", "run", "ses", "space")
 _ENTITY = {"acq": "acquisition", "run": "run", "ses": "session", "space": "space"}

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import nibabel as nib
 import numpy as np
 
-from .errors import InputError
-from .io import ants_to_nib, check_same_grid, labels_as_int, load_volume, nib_to_ants
-from .lazy_ants import import_ants
-from .label_warp import resample_labels
-from .qc import handedness, raw_intensity_stats
+from ..errors import InputError
+from ..io import ants_to_nib, check_same_grid, labels_as_int, load_volume, nib_to_ants
+from ..lazy_ants import import_ants
+from ..transforms.label_warp import resample_labels
+from ..evaluation.qc import handedness, raw_intensity_stats
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class PreprocessSettings:
 class Preprocessed:
     t1: nib.Nifti1Image
     labels: nib.Nifti1Image  # all zeros when the subject has no label map
-    raw: dict = field(default_factory=dict)  # the raw scan's stats for QC (cohortreg.qc)
+    raw: dict = field(default_factory=dict)  # the raw scan's stats for QC (cohortreg.evaluation.qc)
 
 
 def border_background(data: np.ndarray, share: float = 0.9) -> float | None:

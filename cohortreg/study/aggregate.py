@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .io import write_text_atomic
-from .metrics import LABEL_HEADER
-from .qc import cohort_qc, qc_settings
+from ..io import write_text_atomic
+from ..evaluation.metrics import LABEL_HEADER
+from ..evaluation.qc import cohort_qc, qc_settings
 
 PAIR_COLUMNS = ["cohort", "moving", "fixed", "method", "dice_mean", "hd95", "folding_frac", "sdlogj", "seconds",
                 "seconds_affine", "max_rss_mb", "n_labels", "status", "error",
@@ -57,7 +57,7 @@ def _number(text: str) -> float:
 
 def read_benchmark(path: str) -> tuple[float, float, float]:
     """(seconds, max RSS in MB, threads) from a Snakemake benchmark TSV (last repeat); nan when absent
-    (threads: only a batch item's file has them, cohortreg.batches).
+    (threads: only a batch item's file has them, cohortreg.batches.items).
 
     Plain text parsing, not pandas: a 20,000-pair cohort has 40,000 of these small files.
     """
@@ -130,7 +130,7 @@ def rows_from_manifests(paths: list[str]) -> dict[tuple[str, ...], tuple[dict[st
 
 def collect(results: list[PairResult], manifests: list[str] | None = None,
             qc: dict[str, Any] | None = None) -> tuple[pd.DataFrame, str]:
-    """One row per pair (failed ones with their error), judged against its cohort (cohortreg.qc), and
+    """One row per pair (failed ones with their error), judged against its cohort (cohortreg.evaluation.qc), and
     the text of the per-(pair, label) table."""
     gathered = rows_from_manifests(manifests) if manifests else {}
     rows: list[dict] = []
@@ -171,8 +171,8 @@ def write_tables(results: list[PairResult], pairs_tsv: str, labels_tsv: str, sum
                  manifests: list[str] | None = None, qc: dict[str, Any] | None = None,
                  stats_tsv: str | None = None, shift_tsv: str | None = None,
                  methods: list[str] | None = None) -> pd.DataFrame:
-    """The cohort tables; with stats_tsv and shift_tsv also the paired statistics (cohortreg.paired_stats)
-    and the domain-shift grid (cohortreg.domain_shift), on the pairs that finished."""
+    """The cohort tables; with stats_tsv and shift_tsv also the paired statistics (cohortreg.study.paired_stats)
+    and the domain-shift grid (cohortreg.study.domain_shift), on the pairs that finished."""
     pairs, labels = collect(results, manifests, qc)
     tables = [(pairs, pairs_tsv), (summarise(pairs), summary_tsv)]
     if stats_tsv:

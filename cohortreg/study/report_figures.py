@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .io import write_text_atomic
-from .mutual_info import mi_dice, pairs_with_mi
-from .provenance import _version
+from .. import __version__
+from ..io import write_text_atomic
+from ..evaluation.mutual_info import mi_dice, pairs_with_mi
+from ..provenance import _version
 
 LIBRARIES = ("snakemake", "torch", "antspyx", "monai", "nibabel", "numpy", "scipy", "pandas", "matplotlib", "pulp")
 
@@ -215,7 +215,7 @@ def sha256(path: str) -> str:
 
 def project_commit() -> str:
     """The workflow's git commit (with '+dirty' for uncommitted changes), or '' outside a clone."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if rev.returncode != 0:

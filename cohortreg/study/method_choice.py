@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from .learn.plan import has_split
+from ..learn.plan import has_split
 
 
 @dataclass(frozen=True)

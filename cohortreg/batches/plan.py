@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from .batches import batch_id, chunk
-from .paths import Layout
+from .items import batch_id, chunk
+from ..paths import Layout
 
 TRAIN_BATCH_FROM = 90000
 Pair = tuple[str, str]  # (moving, fixed)

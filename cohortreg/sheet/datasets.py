@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-SHARED_DATA = Path(os.environ.get("COHORTREG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("COHORTREG_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 
 COHORTS = {
     # cohort: (folder, subject ids in order (the first is the reference), label file)

@@ -1,0 +1,1 @@
+"""Several subjects or pairs per job: the items, their stamps, and which batch holds what."""

@@ -1,0 +1,1 @@
+"""Running on SLURM: the installable profile and the controller probe."""

@@ -1,0 +1,1 @@
+"""How good a registration is: label overlap and surface distance, warp regularity, label-free QC, MI."""

@@ -1,0 +1,1 @@
+"""Per-subject stages: preprocessing, brain extraction, and each stage from files to files."""

@@ -37,9 +37,7 @@ def training_inputs(wildcards):
 def training_data(wildcards):
     """What the training pairs' files are made from: each subject's raw files and the subject stages'
     settings and code (subject_data), and the affine's."""
-    plan = TRAINING[wildcards.model]
-    subjects = sorted({(c, s) for c, mv, fx in plan.all_pairs() for s in (mv, fx)})
-    return {**subject_data(subjects), "affine": config["affine"], "affine_code": CODE["affine"]}
+    return {**subject_data(TRAINING[wildcards.model].subjects()), "affine": config["affine"], "affine_code": CODE["affine"]}
 
 
 def training_settings(wildcards):
@@ -50,9 +48,7 @@ def training_settings(wildcards):
 
 
 def training_description(wildcards):
-    plan = TRAINING[wildcards.model]
-    return {"model": wildcards.model, "train_cohorts": list(plan.cohorts), "from_split": plan.from_split,
-            "train_subjects": [f"{c}/{s}" for c, s in plan.train], "val_subjects": [f"{c}/{s}" for c, s in plan.val]}
+    return TRAINING[wildcards.model].description()
 
 
 def training_runtime(wildcards, attempt):

@@ -1,4 +1,4 @@
-"""The planning objects the rules ask (no Snakemake, no data): batches, paths, the training split."""
+"""The planning objects the rules ask (no Snakemake, no data): batches, paths, the training split, the template."""
 
 import pandas as pd
 import pytest
@@ -94,3 +94,73 @@ def test_no_training_or_validation_subject_is_ever_evaluated_by_its_model(with_s
     assert not any((c, refs[c]) in used for c in refs), "an evaluation reference never trains the model"
     if with_split:
         assert {s for _, s in used} == {f"{i:03d}" for i in range(6, 20)}
+    # what the training reads, and what model.json says trained it
+    assert set(plan.subjects()) == used | set(plan.reference)
+    described = plan.description()
+    assert described["model"] == "vxm" and described["from_split"] == with_split
+    assert described["train_subjects"] == [f"{c}/{s}" for c, s in plan.train]
+    assert not set(described["val_subjects"]) & set(described["train_subjects"])
+
+
+TPL = {"name": "study", "cohorts": [], "iterations": 2, "init": "mean", "method": "torch", "weighting": "equal",
+       "batch_size": None}
+
+
+def template_plan(table, **settings):
+    from cohortreg.template.plan import TemplatePlan
+
+    return TemplatePlan.build({**TPL, **settings}, table, L, study_batch_size=1)
+
+
+def no_batches(subjects, output):  # what the rules give per job: each subject's own files
+    return {"brain": [L.brain.format(cohort=c, subject=s) for c, s in subjects]}
+
+
+def test_a_template_is_built_from_train_and_val_subjects_only_in_sheet_order():
+    table = sheet(6, cohorts=("a", "b"), split=lambda i: "test" if i >= 4 else ("val" if i == 3 else "train"))
+    table.loc[("a", "001"), "labels"] = "a1_labels.nii.gz"
+    plan = template_plan(table)
+    assert plan.inputs == tuple((c, f"{i:03d}") for c in "ab" for i in range(4))  # no test subject builds it
+    assert plan.reference == ("a", "000") and plan.last == 3
+    assert plan.labels("a", "001") == L.preproc_labels.format(cohort="a", subject="001")
+    assert plan.labels("a", "000") == "" and plan.labelled_cohorts == ["a"]
+    assert plan.label_maps() == ["OUT/templates/study/tpl-study_cohort-a_dseg.nii.gz"]
+    assert template_plan(table, cohorts=["b"]).inputs == tuple(("b", f"{i:03d}") for i in range(4))
+
+
+def test_a_template_round_per_job_and_batched_reads_the_same_files():
+    table = sheet(7)
+    per_job, batched = template_plan(table), template_plan(table, batch_size=3)
+    assert per_job.batches == [] and [len(b) for b in batched.batches] == [3, 3, 1]
+    files = per_job.round_inputs(1)
+    assert set(files) == {"manifests", "warped", "labels"} and len(files["manifests"]) == 7
+    assert batched.round_inputs(1) == {"batches": batched.batch_manifests(1)}
+    assert per_job.round_files(1) == batched.round_files(1)  # the scripts read the same per-input files
+    assert len(batched.all_batch_manifests()) == 3 * (batched.last + 1)
+    assert [s for _, s, _ in batched.batch_items(2)] == ["006"]
+
+
+def test_template_updates_read_the_round_before_and_an_early_stop_its_row():
+    table = sheet(4)
+    plan = template_plan(table)
+    assert plan.update_inputs("01")["template"] == plan.iteration(0)
+    assert "manifests" in plan.update_inputs("01")  # init mean: 01 is the mean of round 00's affines
+    assert set(template_plan(table, init="a/002").update_inputs("01")) == {"template"}  # 01 is that subject
+    assert "previous_row" not in plan.update_inputs("03")
+    stop = template_plan(table, stop_below_mm=0.1)
+    assert stop.update_inputs("03")["previous_row"] == stop.update_row(2)
+    inputs = stop.register_inputs("a", "001", "02", no_batches, model="m.pt")
+    assert inputs["previous"] == stop.register_output("a", "001", 1) and inputs["row"] == stop.update_row(2)
+    assert inputs["model"] == "m.pt" and inputs["brain"] == [L.brain.format(cohort="a", subject="001")]
+    assert "row" not in plan.register_inputs("a", "001", "02", no_batches)
+
+
+def test_a_template_without_inputs_or_with_an_unknown_init_subject_is_a_clear_error():
+    from cohortreg.sheet.samples import SheetError
+
+    with pytest.raises(SheetError, match="neither mean, a file nor a subject"):
+        template_plan(sheet(3), init="a/999")
+    empty = template_plan(sheet(3), cohorts=["zz"])
+    with pytest.raises(SheetError, match="no input subjects"):
+        empty.reference_input()
+    assert template_plan(sheet(3), init="/x/t.nii.gz").reference_input() == "/x/t.nii.gz"

@@ -46,6 +46,15 @@ class TrainingPlan:
     def used(self) -> set[tuple[str, str]]:
         return set(self.train) | set(self.val)
 
+    def subjects(self) -> list[tuple[str, str]]:
+        """Every (cohort, subject) whose files the training reads: its pairs' moving and fixed subjects."""
+        return sorted({(c, s) for c, mv, fx in self.all_pairs() for s in (mv, fx)})
+
+    def description(self) -> dict[str, Any]:
+        """Who trained and validated the model (model.json beside it; pairs.tsv's model column)."""
+        return {"model": self.model, "train_cohorts": list(self.cohorts), "from_split": self.from_split,
+                "train_subjects": [f"{c}/{s}" for c, s in self.train], "val_subjects": [f"{c}/{s}" for c, s in self.val]}
+
 
 def has_split(sheet: pd.DataFrame) -> bool:
     return bool((sheet["split"] != "").any())

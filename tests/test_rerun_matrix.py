@@ -178,3 +178,98 @@ def test_an_engine_edit_recomputes_every_variant_of_that_engine_and_nothing_else
     for m in ("torch", "torch_fast"):
         n, k = kept(study, m)
         assert n > 0 and k == 0, f"{m}: {k} of {n} kept after an edit of its engine"
+
+
+# (e) per-job and batched runs agree on what they recompute: two copies of one small study, one per job
+# (batch_size 1) and one batched (4 pairs a job), each change made to both. Per job, what is recomputed
+# is the register and metrics jobs a dry run plans; batched, it is the items the batch jobs that ran did
+# not keep.
+TWIN_SUBJECTS = ["S01", "S02", "S03", "S04", "S05"]
+TWIN_CONFIG = """preprocess:
+  spacing: 4.0
+batch_size: {batch_size}
+method_params:
+  torch: {{preset: fast}}
+  torch_fast: {{engine: torch, preset: fast, lr: {lr}}}
+"""
+TWIN_METHODS = "methods=[torch,torch_fast]"
+
+
+def twin_snakemake(d, *extra, workflow=None):
+    base = ["--cores", "2", "--configfile", d / "cfg.yaml", "--config", f"samples={d / 'samples.tsv'}",
+            f"outdir={d / 'out'}", TWIN_METHODS, *extra]
+    if workflow is None:
+        r = run_snakemake(*base, cwd=d)
+    else:
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(workflow / "Snakefile"), *map(str, base)]
+        r = subprocess.run(cmd, cwd=d, env={**os.environ, "PYTHONPATH": str(workflow)}, capture_output=True,
+                           text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def twin_config(d, lr=0.5):
+    (d / "cfg.yaml").write_text(TWIN_CONFIG.format(batch_size=d.name.split("-")[-1], lr=lr))
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory):
+    root = tmp_path_factory.mktemp("twins")
+    out = {}
+    for size in ("1", "4"):
+        d = root / f"bs-{size}"
+        d.mkdir()
+        for s in TWIN_SUBJECTS:
+            copy_scan(d, s, s)
+        write_sheet(d, {s: "" for s in TWIN_SUBJECTS})
+        (d / "samples.tsv").write_text((d / "samples.tsv").read_text().replace("\tsplit", "").replace("\t\n", "\n"))
+        twin_config(d)
+        twin_snakemake(d)
+        out[size] = d
+    return out
+
+
+def recomputed(d, workflow=None):
+    """(stage, method, moving subject) of every register and metrics result the change recomputes."""
+    if d.name.endswith("-1"):
+        jobs = planned_jobs(twin_snakemake(d, "-n", workflow=workflow).stdout)
+        stage = {"register_method": "register", "metrics_pair": "metrics"}
+        return {(stage[r], w["method"], w["moving"]) for r, w in jobs if r in stage}
+    manifests = {p: p.stat().st_mtime_ns for p in (d / "out" / "batches").rglob("*.json")}
+    twin_snakemake(d, workflow=workflow)
+    out = set()
+    for p, before in manifests.items():
+        if p.parent.name in ("register", "metrics") and p.stat().st_mtime_ns != before:  # the batch job ran
+            for rec in json.loads(p.read_text())["items"]:
+                if not rec.get("kept"):  # "register lpba40/S02->S01 [torch_fast]"
+                    stage, pair, method = rec["item"].split()
+                    out.add((stage, method.strip("[]"), pair.split("/")[1].split("->")[0]))
+    return out
+
+
+def test_per_job_and_batched_runs_recompute_the_same_results(twins, tmp_path):
+    """(e) a variant's settings, its engine's code and one subject's scan changed, one at a time, in a
+    per-job and a batched copy of the same study: both recompute the same register and metrics results,
+    and each change the ones it should."""
+    pairs = {s for s in TWIN_SUBJECTS[1:]}
+    per_job, batched = twins["1"], twins["4"]
+    # a variant's settings: that variant's pairs only
+    for d in (per_job, batched):
+        twin_config(d, lr=0.4)
+    try:
+        a, b = recomputed(per_job), recomputed(batched)
+    finally:
+        for d in (per_job, batched):
+            twin_config(d)
+        twin_snakemake(batched)
+    assert a == b == {(st, "torch_fast", s) for st in ("register", "metrics") for s in pairs}, (a, b)
+    # the engine's code: every variant of the engine
+    wf = edited_workflow(tmp_path, "registration/torch_greedy.py")
+    a, b = recomputed(per_job, workflow=wf), recomputed(batched, workflow=wf)
+    twin_snakemake(batched)
+    assert a == b == {(st, m, s) for st in ("register", "metrics") for m in ("torch", "torch_fast") for s in pairs}
+    # one moving subject's scan: its pairs in every method, nothing else
+    for d in (per_job, batched):
+        copy_scan(d, "S10", "S03")
+    a, b = recomputed(per_job), recomputed(batched)
+    assert a == b == {(st, m, "S03") for st in ("register", "metrics") for m in ("torch", "torch_fast")}, (a, b)

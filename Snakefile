@@ -23,6 +23,8 @@ include: "rules/batch.smk"
 include: "rules/metrics.smk"
 include: "rules/template_functions.smk"
 include: "rules/template.smk"
+include: "rules/labelling_functions.smk"
+include: "rules/labelling.smk"
 include: "rules/report_functions.smk"
 include: "rules/report.smk"
 
@@ -31,6 +33,7 @@ rule all:
     input:
         rules.aggregate.output,
         report_outputs(),
+        labelling_outputs(),
     default_target: True
 
 
@@ -41,3 +44,4 @@ onsuccess:
 onerror:
     retry_failed_batches()
     write_partial_tables()
+    write_partial_labelling_tables()

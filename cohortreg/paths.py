@@ -10,6 +10,9 @@ with real values to find a file. The tree a person browses:
     OUT/logs/, OUT/benchmarks/                   one log and one benchmark per subject or pair
     OUT/batches/{cohort}/                        batch_size > 1: one manifest per batch job
     OUT/models/{model}/                          a learned method's model.pt, training curve, checkpoints
+    OUT/{cohort}/sub-{subject}/anat/sub-{subject}_atlas-{protocol}_*  labelling: the subject's atlas labels,
+                                                 their agreement, its regional volumes (its own grid)
+    OUT/{cohort}/sub-{subject}/atlas-{protocol}/from-{atlas}/  each atlas's registration to the subject
     OUT/templates/{name}/                        a built template (tpl-{name}_*), its convergence and
                                                  iter-{iteration}/ (that iteration's template, the
                                                  inputs registered to it, the update's row)
@@ -57,6 +60,28 @@ class Layout:
     def subject_qc(self) -> str:
         """The subject's input verdict (cohortreg.evaluation.qc.subject_qc)."""
         return self._p(SUBJ + "_qc.json")
+
+    # labelling (rules/labelling.smk): atlas labels on the subject's own input grid, per protocol
+    @property
+    def atlas_dseg(self) -> str:
+        return self._p(SUBJ + "_atlas-{protocol}_dseg.nii.gz")
+
+    @property
+    def atlas_agreement(self) -> str:
+        """The share of atlases that voted for the winning label at each voxel."""
+        return self._p(SUBJ + "_atlas-{protocol}_desc-agreement_probseg.nii.gz")
+
+    def atlas_file(self, name: str) -> str:
+        """The subject's volumes.tsv (per region) and accuracy.tsv (leave-one-out, an atlas only)."""
+        return self._p(SUBJ + "_atlas-{protocol}_" + name)
+
+    @property
+    def atlas_workdir(self) -> str:
+        """The atlases' registrations to the subject: from-{atlas}/ affine.mat, transforms.json, warped T1."""
+        return self._p("{cohort}/sub-{subject}/atlas-{protocol}")
+
+    def labelling_witness(self, what: str = "logs") -> str:
+        return self._p(f"{what}/labelling/{{cohort}}/sub-{{subject}}_atlas-{{protocol}}" + (".log" if what == "logs" else ".tsv"))
 
     # per pair
     @property

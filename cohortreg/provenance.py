@@ -50,6 +50,8 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     "report": ("cohortreg.study.report_figures", "cohortreg.evaluation.mutual_info"),
     "learn": ("cohortreg.learn.train",),
     "template": ("cohortreg.template.build", "cohortreg.template.batch"),
+    "labelling": ("cohortreg.labelling.run:label_subject",),
+    "labelling_tables": ("cohortreg.labelling.tables",),
 }
 # Modules that record results without shaping them: editing them reruns nothing.
 NOT_CODE = frozenset({"cohortreg.provenance"})

@@ -1,0 +1,90 @@
+"""The study's labelling tables from each subject's files: metrics/volumes.tsv and metrics/labelling.tsv.
+
+volumes.tsv: one row per subject, protocol and region (volume in mL, the region's mean agreement), plus the
+``labelled`` total and the ``brain_mask`` volume; a subject whose labelling failed has one row with
+status failed and the reason its job logged. Its ``qc`` column flags volumes that are outliers in their
+protocol and region (robust z beyond qc.z_warn, as the pair QC does) and low mean agreement.
+
+labelling.tsv: the leave-one-out accuracy of every atlas labelled from the others, per region (Dice,
+volume error in %), and per protocol a summary row (subject ``ALL``, label ``mean``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..evaluation.qc import robust_z
+from ..io import write_text_atomic
+from ..study.aggregate import first_error
+from .volumes import ACCURACY_COLUMNS, VOLUME_COLUMNS
+
+LOW_AGREEMENT = 0.5  # a region whose atlases agree on fewer than half its voxels' labels, on average
+
+
+def _read(path: str, columns: list[str]) -> pd.DataFrame:
+    table = pd.read_csv(path, sep="\t", dtype={"subject": str, "cohort": str, "protocol": str, "label": str},
+                        keep_default_na=False, na_values=["nan"])
+    return table.reindex(columns=columns)
+
+
+def volume_table(jobs: list[tuple[str, str, str]], volumes: list[str], logs: list[str],
+                 qc: dict[str, Any] | None = None) -> pd.DataFrame:
+    """jobs: (cohort, subject, protocol), with each one's volumes.tsv and log, in the same order."""
+    parts, failed = [], []
+    for (c, s, p), path, log in zip(jobs, volumes, logs):
+        if os.path.exists(path):
+            parts.append(_read(path, VOLUME_COLUMNS))
+        else:
+            failed.append({"cohort": c, "subject": s, "protocol": p, "label": "", "volume_ml": float("nan"),
+                           "agreement": float("nan"), "atlases": "", "status": "failed", "error": first_error((log,))})
+    table = pd.concat(parts + [pd.DataFrame(failed, columns=VOLUME_COLUMNS)], ignore_index=True) if parts or failed \
+        else pd.DataFrame(columns=VOLUME_COLUMNS)
+    return flag_outliers(table, qc or {})
+
+
+def flag_outliers(table: pd.DataFrame, qc: dict[str, Any]) -> pd.DataFrame:
+    """qc and qc_reason per row: warn where a volume is a robust outlier of its protocol and region (with
+    at least qc.min_cohort subjects), or where the atlases agreed little; failed rows fail."""
+    z_warn, need = float(qc.get("z_warn", 3.5)), int(qc.get("min_cohort", 5))
+    table = table.copy()
+    table["qc"], table["qc_reason"] = "ok", ""
+    table.loc[table["status"] != "ok", ["qc", "qc_reason"]] = ["fail", "labelling failed"]
+    ok = table["status"] == "ok"
+    for _, idx in table[ok].groupby(["protocol", "label"]).groups.items():
+        if len(idx) < need:
+            continue
+        z = robust_z(table.loc[idx, "volume_ml"].to_numpy(float), float(qc.get("min_spread", 0.02)))
+        out = np.abs(z) > z_warn
+        for i, zi in zip(np.asarray(idx)[out], z[out]):
+            table.loc[i, ["qc", "qc_reason"]] = ["warn", f"volume robust z {zi:+.1f}"]
+    low = ok & (table["agreement"].astype(float) < LOW_AGREEMENT) & (table["qc"] == "ok")
+    table.loc[low, ["qc", "qc_reason"]] = ["warn", f"atlases agree on < {LOW_AGREEMENT:.0%} of its voxels"]
+    return table
+
+
+def accuracy_table(paths: list[str]) -> pd.DataFrame:
+    """Every atlas's leave-one-out accuracy per region, then per protocol the mean over its atlases."""
+    parts = [_read(p, ACCURACY_COLUMNS) for p in paths if os.path.exists(p)]
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ACCURACY_COLUMNS)
+    table = table[table["label"].astype(str) != ""] if len(table) else table
+    summary = []
+    for protocol, grp in table.groupby("protocol"):
+        per_subject = grp.groupby(["cohort", "subject"])
+        summary.append({"cohort": grp["cohort"].iloc[0], "subject": "ALL", "protocol": protocol, "label": "mean",
+                        "dice": float(per_subject["dice"].mean().mean()),
+                        "volume_ml": float(grp["volume_ml"].astype(float).mean()),
+                        "manual_ml": float(grp["manual_ml"].astype(float).mean()),
+                        "volume_error_pct": float(grp["volume_error_pct"].astype(float).abs().mean())})
+    return pd.concat([table, pd.DataFrame(summary, columns=ACCURACY_COLUMNS)], ignore_index=True)
+
+
+def write_labelling_tables(jobs: list[tuple[str, str, str]], volumes: list[str], accuracies: list[str], logs: list[str],
+                           volumes_tsv: str, labelling_tsv: str, qc: dict[str, Any] | None = None) -> pd.DataFrame:
+    table = volume_table(jobs, volumes, logs, qc)
+    write_text_atomic(table.to_csv(sep="\t", index=False, float_format="%.6g"), volumes_tsv)
+    write_text_atomic(accuracy_table(accuracies).to_csv(sep="\t", index=False, float_format="%.6g"), labelling_tsv)
+    return table

@@ -1,0 +1,62 @@
+# Atlas labels in every subject's own space (cohortreg/labelling/): `labelling: {atlases: K}` registers K
+# labelled subjects of each protocol (a cohort with labels) to every subject of the sheet and fuses their
+# labels on the subject's own input grid; metrics/volumes.tsv and metrics/labelling.tsv collect them.
+from cohortreg.labelling.plan import LabellingPlan
+from cohortreg.labelling.tables import write_labelling_tables
+
+LABELLING = LabellingPlan.build(config.get("labelling"), SHEET, L)
+LABELLING_METHOD = resolve(LABELLING.settings.method, configured(LABELLING.settings.method))
+LABELLING_CODE = LABELLING_METHOD.code("labelling")  # the labelling code and its method's engine's
+
+
+wildcard_constraints:
+    protocol="[A-Za-z0-9]+",
+
+
+rule label_subject:
+    input:
+        unpack(labelling_inputs),
+    output:
+        dseg=L.atlas_dseg,
+        agreement=L.atlas_agreement,
+        volumes=L.atlas_file("volumes.tsv"),
+        accuracy=L.atlas_file("accuracy.tsv"),
+    params:
+        job=labelling_job,
+        settings=config["labelling"],
+        method=LABELLING.settings.method,
+        method_params=labelling_method_params,
+        affine=config["affine"],
+        seed=config["seed"],
+        workdir=lambda w: L.atlas_workdir.format(cohort=w.cohort, subject=w.subject, protocol=w.protocol),
+        code=LABELLING_CODE,
+        upstream=labelling_upstream,  # recorded beside the output (cohortreg.upstream)
+    log:
+        L.labelling_witness(),
+    benchmark:
+        L.labelling_witness("benchmarks")
+    threads: res("register", "threads")
+    resources:
+        mem_mb=grows("register", "mem_mb"),
+        runtime=grows("register", "runtime", per_item=max(LABELLING.settings.atlases, 1)),
+        **slurm_resources(),
+    script:
+        "../scripts/label_subject.py"
+
+
+rule labelling_tables:
+    input:
+        volumes=LABELLING.volume_files(),
+        accuracy=LABELLING.accuracy_files(),
+    output:
+        volumes=L.table("volumes"),
+        labelling=L.table("labelling"),
+    params:
+        jobs=LABELLING.jobs(),
+        qc=config["qc"],
+        code=CODE["labelling_tables"],
+    log:
+        L.study_log("labelling_tables"),
+    threads: 1
+    script:
+        "../scripts/labelling_tables.py"

@@ -1,0 +1,13 @@
+"""Snakemake adapter: metrics/volumes.tsv and metrics/labelling.tsv (cohortreg.labelling.tables)."""
+from cohortreg.jobs import job
+from cohortreg.labelling.tables import write_labelling_tables
+from cohortreg.paths import Layout
+
+smk = snakemake  # noqa: F821
+with job(smk, "labelling_tables") as log:
+    L = Layout(smk.config["outdir"].rstrip("/"))
+    jobs = [tuple(j) for j in smk.params.jobs]
+    logs = [L.labelling_witness().format(cohort=c, subject=s, protocol=p) for c, s, p in jobs]
+    table = write_labelling_tables(jobs, list(smk.input.volumes), list(smk.input.accuracy), logs, smk.output.volumes,
+                                   smk.output.labelling, smk.params.qc)
+    log.info("%d subjects x protocols, %d volume rows, %d flagged", len(jobs), len(table), int((table["qc"] != "ok").sum()))

@@ -1,0 +1,192 @@
+"""Atlas labelling (cohortreg.labelling): fusion, volumes, the plan's choices and errors, and on real scans
+a small study whose every subject gets labels on its own grid, with the reruns the README documents."""
+
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohortreg.labelling.fusion import local_weights, vote
+from cohortreg.labelling.plan import LabellingPlan
+from cohortreg.labelling.volumes import accuracy, region_volumes
+from cohortreg.paths import Layout
+from cohortreg.sheet.datasets import SHARED_DATA
+from cohortreg.sheet.samples import SheetError
+from tests.conftest import needs_shared_data, planned_jobs, run_snakemake
+
+L = Layout("OUT")
+
+
+def sheet(rows):
+    """rows: (cohort, subject, labelled)."""
+    table = pd.DataFrame([{"cohort": c, "subject": s, "t1": f"{c}{s}.nii.gz", "labels": f"{c}{s}_l.nii.gz" if lab else "",
+                           "mask": "", "split": ""} for c, s, lab in rows])
+    table.index = pd.MultiIndex.from_frame(table[["cohort", "subject"]], names=["cohort_", "subject_"])
+    return table
+
+
+def test_fused_labels_of_identical_atlases_are_each_atlas_and_agree_everywhere():
+    rng = np.random.default_rng(0)
+    atlas = rng.integers(0, 7, size=(12, 10, 8)).astype(np.int32)
+    fused, agreement = vote([atlas.copy() for _ in range(5)])
+    assert np.array_equal(fused, atlas) and np.all(agreement == 1.0)
+    weights = local_weights(rng.random((12, 10, 8)), [rng.random((12, 10, 8)) for _ in range(5)], 1.0)
+    fused_w, agreement_w = vote([atlas.copy() for _ in range(5)], weights)
+    assert np.array_equal(fused_w, atlas) and np.allclose(agreement_w, 1.0)
+
+
+def test_majority_vote_and_agreement_on_a_hand_made_case():
+    a = np.array([[1, 1, 2, 0]])
+    b = np.array([[1, 2, 2, 0]])
+    c = np.array([[1, 2, 3, 3]])
+    fused, agreement = vote([a, b, c])
+    assert fused.tolist() == [[1, 2, 2, 0]]  # the last voxel: 0, 0, 3 -> 0
+    assert np.allclose(agreement, [[1, 2 / 3, 2 / 3, 2 / 3]])
+    # a weight that trusts the third atlas where it disagrees
+    w = [np.ones((1, 4)), np.ones((1, 4)), np.array([[1, 1, 5, 5]])]
+    assert vote([a, b, c], w)[0].tolist() == [[1, 2, 3, 3]]
+
+
+def test_volumes_match_a_hand_count_and_accuracy_is_exact_on_a_known_case():
+    labels = np.zeros((10, 10, 10), np.int32)
+    labels[:2] = 4        # 200 voxels
+    labels[5, :5, :] = 9  # 50 voxels
+    agreement = np.ones(labels.shape, np.float32)
+    agreement[5] = 0.5
+    vols = region_volumes(labels, voxel_ml=0.008, agreement=agreement)  # 2 mm voxels
+    assert vols.keys() == {4, 9}
+    assert vols[4] == pytest.approx((1.6, 1.0)) and vols[9] == pytest.approx((0.4, 0.5))
+    manual = labels.copy()
+    manual[0] = 0  # label 4 has 100 voxels by hand; the fused map says 200
+    rows = {r["label"]: r for r in accuracy(labels, manual, 0.001)}
+    assert rows[9]["dice"] == 1.0 and rows[9]["volume_error_pct"] == 0.0
+    assert rows[4]["dice"] == pytest.approx(2 * 100 / 300) and rows[4]["volume_error_pct"] == pytest.approx(100.0)
+
+
+def test_every_subject_is_labelled_from_its_protocols_pool_never_from_its_own_labels():
+    table = sheet([("a", f"{i:02d}", True) for i in range(6)] + [("a", "new", False)] +
+                  [("b", f"{i:02d}", True) for i in range(4)] + [("c", "x", False)])
+    plan = LabellingPlan.build({"atlases": 3}, table, L)
+    assert plan.protocols == ["a", "b"] and len(plan.jobs()) == 12 * 2  # every subject, every protocol
+    assert plan.candidates("a", "00", "a") == ["01", "02", "03"]  # leave-one-out: not itself
+    assert plan.candidates("a", "new", "a") == ["00", "01", "02"]
+    assert plan.candidates("c", "x", "b") == ["00", "01", "02"]  # another cohort: b's atlases, never mixed
+    for c, s, p in plan.jobs():
+        assert not (plan.cohort_of[p] == c and s in plan.candidates(c, s, p)), (c, s, p)
+    assert plan.leave_one_out("a", "00", "a") and not plan.leave_one_out("a", "new", "a")
+    assert not plan.leave_one_out("b", "00", "a")
+    similar = LabellingPlan.build({"atlases": 3, "select": "similarity"}, table, L)
+    assert similar.candidates("a", "00", "a") == ["01", "02", "03", "04", "05"]  # the job picks 3 of them
+    assert LabellingPlan.build({"atlases": 3, "cohorts": ["b"]}, table, L).protocols == ["b"]
+    assert not LabellingPlan.build({"atlases": 0}, table, L).on
+    assert plan.outputs("c", "x", "b")["dseg"] == "OUT/c/sub-x/anat/sub-x_atlas-b_dseg.nii.gz"
+
+
+def test_too_few_atlases_or_a_cohort_without_labels_is_a_clear_error_at_start():
+    table = sheet([("a", f"{i:02d}", True) for i in range(5)] + [("c", "x", False)])
+    with pytest.raises(SheetError, match=r"cohort 'a' has 5 labelled subjects; atlases: 5 needs at least 6"):
+        LabellingPlan.build({"atlases": 5}, table, L)
+    with pytest.raises(SheetError, match=r"labelling.cohorts: \['c'\] have no labelled subjects.*'c': 1"):
+        LabellingPlan.build({"atlases": 2, "cohorts": ["c"]}, table, L)
+    with pytest.raises(SheetError, match="labelling.fusion"):
+        LabellingPlan.build({"atlases": 2, "fusion": "staple"}, table, L)
+
+
+# A small real study at 4 mm: six LPBA40 atlases, an unlabelled LPBA40 subject and an unlabelled OASIS one
+# (another site: it gets LPBA40's protocol too), eight subjects, so a local run batches them (the default).
+LAB_CONFIG = """preprocess:
+  spacing: 4.0
+labelling:
+  atlases: 2
+method_params:
+  torch: {preset: fast}
+"""
+
+
+def lab_sheet(d, extra=()):
+    rows = ["cohort\tsubject\tt1\tlabels"]
+    for s in ("S01", "S02", "S03", "S04", "S05", "S06"):
+        rows.append(f"lpba40\t{s}\t{SHARED_DATA}/lpba40/sub-{s}/t1w_brain.nii.gz\t"
+                    f"{SHARED_DATA}/lpba40/sub-{s}/labels_lpba56.nii.gz")
+    rows.append(f"lpba40\tS07\t{SHARED_DATA}/lpba40/sub-S07/t1w_brain.nii.gz\t")
+    rows.append(f"oasis\t01\t{SHARED_DATA}/oasis-trt-20/sub-01/t1w_brain.nii.gz\t")
+    rows += list(extra)
+    (d / "samples.tsv").write_text("\n".join(rows) + "\n")
+
+
+def lab_run(d, *extra):
+    return run_snakemake("--cores", "2", "--configfile", d / "cfg.yaml", "--config", f"samples={d / 'samples.tsv'}",
+                         f"outdir={d / 'out'}", "methods=[affine]", *extra, cwd=d)
+
+
+@pytest.fixture(scope="module")
+def labelled_study(tmp_path_factory):
+    d = tmp_path_factory.mktemp("labelling")
+    (d / "cfg.yaml").write_text(LAB_CONFIG)
+    lab_sheet(d)
+    r = lab_run(d)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return d
+
+
+@needs_shared_data
+@pytest.mark.realdata
+@pytest.mark.workflow
+def test_every_subject_gets_its_protocols_labels_on_its_own_grid(labelled_study):
+    d = labelled_study
+    protocol = set()
+    for s in ("S01", "S02", "S03", "S04", "S05", "S06"):
+        protocol |= set(np.unique(np.asarray(nib.load(SHARED_DATA / "lpba40" / f"sub-{s}" / "labels_lpba56.nii.gz").dataobj)))
+    for cohort, s, raw in (("lpba40", "S07", SHARED_DATA / "lpba40" / "sub-S07" / "t1w_brain.nii.gz"),
+                           ("oasis", "01", SHARED_DATA / "oasis-trt-20" / "sub-01" / "t1w_brain.nii.gz")):
+        t1 = nib.load(raw)
+        dseg = nib.load(d / "out" / cohort / f"sub-{s}" / "anat" / f"sub-{s}_atlas-lpba40_dseg.nii.gz")
+        agree = nib.load(d / "out" / cohort / f"sub-{s}" / "anat" / f"sub-{s}_atlas-lpba40_desc-agreement_probseg.nii.gz")
+        assert dseg.shape == t1.shape[:3] and np.allclose(dseg.affine, t1.affine), "on the subject's own input grid"
+        values = set(np.unique(np.asarray(dseg.dataobj)))
+        assert len(values) > 40 and values <= protocol, "only the protocol's labels, most of them"
+        a = np.asarray(agree.dataobj)
+        assert a.min() >= 0 and a.max() == 1.0
+        assert not (d / "out" / cohort / f"sub-{s}" / "anat" / f"sub-{s}_atlas-oasis_dseg.nii.gz").exists()
+    volumes = pd.read_csv(d / "out" / "metrics" / "volumes.tsv", sep="\t", dtype=str)
+    assert set(volumes["status"]) == {"ok"} and set(volumes["protocol"]) == {"lpba40"}
+    assert set(zip(volumes["cohort"], volumes["subject"])) == {("lpba40", f"S0{i}") for i in range(1, 8)} | {("oasis", "01")}
+    brain = volumes[(volumes["subject"] == "S07") & (volumes["label"] == "brain_mask")]["volume_ml"].astype(float)
+    assert 900 < float(brain.iloc[0]) < 2000, "a brain's volume in mL"
+    # leave-one-out: a labelled subject is labelled from the other atlases only, and measured against its own labels
+    for s in ("S01", "S02", "S03", "S04", "S05", "S06"):
+        used = set(volumes[volumes["subject"] == s]["atlases"].iloc[0].split(","))
+        assert s not in used and len(used) == 2
+    acc = pd.read_csv(d / "out" / "metrics" / "labelling.tsv", sep="\t", dtype={"subject": str})
+    assert set(acc["subject"]) == {"S01", "S02", "S03", "S04", "S05", "S06", "ALL"}
+    summary = acc[acc["subject"] == "ALL"]
+    assert len(summary) == 1 and 0.55 < float(summary["dice"].iloc[0]) < 1.0
+
+
+@needs_shared_data
+@pytest.mark.realdata
+@pytest.mark.workflow
+def test_appended_subjects_are_labelled_without_relabelling_the_others(labelled_study):
+    """An unlabelled subject appended: only its own labelling runs. A labelled one (select: first): the pool
+    grows, but every subject keeps its first K atlases, so again only the new subject's labelling runs."""
+    d = labelled_study
+    for labels in ("", f"{SHARED_DATA}/lpba40/sub-S08/labels_lpba56.nii.gz"):
+        lab_sheet(d, [f"lpba40\tS08\t{SHARED_DATA}/lpba40/sub-S08/t1w_brain.nii.gz\t{labels}"])
+        try:
+            r = lab_run(d, "-n")
+            assert r.returncode == 0, r.stderr[-3000:]
+            jobs = planned_jobs(r.stdout)
+        finally:
+            lab_sheet(d)
+        assert [(w["cohort"], w["subject"]) for rule, w in jobs if rule == "label_subject"] == [("lpba40", "S08")], jobs
+        assert "labelling_tables" in {rule for rule, _ in jobs}
+
+
+@needs_shared_data
+@pytest.mark.realdata
+def test_more_atlases_than_a_protocol_has_is_refused_at_start_naming_it(tmp_path):
+    (tmp_path / "cfg.yaml").write_text(LAB_CONFIG.replace("atlases: 2", "atlases: 6"))
+    lab_sheet(tmp_path)
+    r = lab_run(tmp_path, "-n")
+    assert r.returncode != 0 and "cohort 'lpba40' has 6 labelled subjects; atlases: 6 needs at least 7" in r.stdout + r.stderr

@@ -190,3 +190,14 @@ def test_more_atlases_than_a_protocol_has_is_refused_at_start_naming_it(tmp_path
     lab_sheet(tmp_path)
     r = lab_run(tmp_path, "-n")
     assert r.returncode != 0 and "cohort 'lpba40' has 6 labelled subjects; atlases: 6 needs at least 7" in r.stdout + r.stderr
+
+
+def test_icc_is_one_for_an_offset_and_low_for_noise():
+    from cohortreg.labelling.volumes import icc_3_1
+
+    a = np.array([10.0, 12.0, 15.0, 9.0, 20.0])
+    assert icc_3_1(a, a + 3.0) == pytest.approx(1.0)
+    # Shrout & Fleiss (1979), table 2, judges 1 and 3; by hand: MS_rows 29.42/5, MS_error 13.40/5 -> 0.374
+    j1, j3 = np.array([9, 6, 8, 7, 10, 6.0]), np.array([2, 3, 1, 3, 8, 4.0])
+    assert icc_3_1(j1, j3) == pytest.approx(0.374, abs=0.001)
+    assert icc_3_1(a, np.array([20.0, 9.0, 15.0, 12.0, 10.0])) < 0

@@ -44,17 +44,14 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\t".join(columns) + "\n" + "".join("\t".join(fmt(r.get(c, "")) for c in columns) + "\n" for r in rows)
 
 
-def label_subject(ids: dict[str, str], target: dict[str, str], atlases: list[dict[str, str]], settings: dict[str, Any],
-                  method: str, method_params: dict[str, Any], affine: dict[str, Any], workdir: str,
-                  outputs: dict[str, str], threads: int = 1) -> dict[str, Any]:
-    """ids: cohort, subject, protocol. target: t1 (the sheet's, its grid is the output's), brain and mask
-    (preprocessed), labels (the sheet's, '' unless the subject is an atlas of this protocol). atlases:
-    subject, brain (preprocessed) and labels (the sheet's) each. outputs: dseg, agreement, volumes, accuracy."""
-    ants = import_ants()
-    k = int(settings["atlases"])
-    who = f"{ids['cohort']}/{ids['subject']}"
+def register_atlases(target: dict[str, str], atlases: list[dict[str, str]], k: int, method: str,
+                     method_params: dict[str, Any], affine: dict[str, Any], workdir: str, threads: int = 1,
+                     who: str = "") -> list[tuple[dict[str, str], list[str]]]:
+    """Each atlas registered to the subject (its brain to the subject's): the study's affine, then the method,
+    all through one register_pairs call. With more candidates than k, the k most alike after the affine.
+    Returns (atlas, its forward transforms) for the k atlases used."""
     if len(atlases) < k:
-        raise InputError(who, target["brain"], f"atlas-{ids['protocol']}: {len(atlases)} atlases for atlases: {k}")
+        raise InputError(who, target["brain"], f"{len(atlases)} atlases for atlases: {k}")
     work = Path(workdir)
     mats = {}
     for a in atlases:  # the study's affine, atlas -> subject
@@ -75,13 +72,22 @@ def label_subject(ids: dict[str, str], target: dict[str, str], atlases: list[dic
         jobs.append((target["brain"], a["brain"], "", mats[a["subject"]], str(d / "transforms.json"),
                      str(d / "warped_T1w.nii.gz"), ""))
     register_pairs(method, method_params, jobs, threads)
+    out = []
+    for a, job in zip(atlases, jobs):
+        doc = json.loads(Path(job[4]).read_text())
+        out.append((a, [str(Path(job[4]).parent / p) for p in doc["forward"]]))
+    return out
 
+
+def carry_and_fuse(target: dict[str, str], registered: list[tuple[dict[str, str], list[str]]], settings: dict[str, Any],
+                   who: str = "") -> tuple[nib.Nifti1Image, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The atlases' labels carried onto the subject's own input grid and fused there: (the sheet's T1 image,
+    fused labels, agreement, each atlas's carried labels)."""
+    ants = import_ants()
     raw = load_volume(target["t1"], who, "T1")  # the output grid: the subject's own scan
     native = nib_to_ants(nib.Nifti1Image(np.zeros(raw.shape[:3], np.float32), raw.affine))
     warped_labels, warped_images = [], []
-    for a, job in zip(atlases, jobs):
-        doc = json.loads(Path(job[4]).read_text())
-        forward = [str(Path(job[4]).parent / p) for p in doc["forward"]]
+    for a, forward in registered:
         lab_img = labels_as_int(load_volume(a["labels"], a["subject"], "label map"), a["subject"], a["labels"])
         warped_labels.append(warp_labels(native, nib_to_ants(lab_img), forward))
         if settings["fusion"] != "majority":
@@ -100,6 +106,20 @@ def label_subject(ids: dict[str, str], target: dict[str, str], atlases: list[dic
                                                  interp_type="nearestNeighbor")
             fused, agreement = joint_label_fusion(subject_img, mask, warped_images, warped_labels,
                                                   settings.get("jlf") or {})
+    return raw, fused, agreement, labels
+
+
+def label_subject(ids: dict[str, str], target: dict[str, str], atlases: list[dict[str, str]], settings: dict[str, Any],
+                  method: str, method_params: dict[str, Any], affine: dict[str, Any], workdir: str,
+                  outputs: dict[str, str], threads: int = 1) -> dict[str, Any]:
+    """ids: cohort, subject, protocol. target: t1 (the sheet's, its grid is the output's), brain and mask
+    (preprocessed), labels (the sheet's, '' unless the subject is an atlas of this protocol). atlases:
+    subject, brain (preprocessed) and labels (the sheet's) each. outputs: dseg, agreement, volumes, accuracy."""
+    who = f"{ids['cohort']}/{ids['subject']}"
+    registered = register_atlases(target, atlases, int(settings["atlases"]), method, method_params, affine, workdir,
+                                  threads, who)
+    raw, fused, agreement, _ = carry_and_fuse(target, registered, settings, who)
+    atlases = [a for a, _ in registered]
     header = raw.header.copy()
     header.set_data_dtype(np.int32)
     save_atomic(nib.Nifti1Image(fused.astype(np.int32), raw.affine, header), outputs["dseg"])

@@ -41,3 +41,16 @@ def accuracy(fused: np.ndarray, manual: np.ndarray, voxel: float) -> list[dict[s
         rows.append({"label": int(v), "dice": float(2 * both[v] / (a[v] + b[v])), "volume_ml": float(a[v]) * voxel,
                      "manual_ml": float(b[v]) * voxel, "volume_error_pct": float(100.0 * (a[v] - b[v]) / b[v])})
     return rows
+
+
+def icc_3_1(a: np.ndarray, b: np.ndarray) -> float:
+    """ICC(3,1) (Shrout and Fleiss: two-way mixed, consistency, single measure) of two ratings of n subjects,
+    e.g. a region's propagated and manual volumes: 1 when they agree up to a constant offset."""
+    y = np.column_stack([np.asarray(a, float), np.asarray(b, float)])
+    n, k = y.shape
+    grand = y.mean()
+    ss_rows = k * float(((y.mean(axis=1) - grand) ** 2).sum())
+    ss_cols = n * float(((y.mean(axis=0) - grand) ** 2).sum())
+    ss_err = float(((y - grand) ** 2).sum()) - ss_rows - ss_cols
+    ms_rows, ms_err = ss_rows / (n - 1), ss_err / ((n - 1) * (k - 1))
+    return (ms_rows - ms_err) / (ms_rows + (k - 1) * ms_err) if ms_rows + (k - 1) * ms_err > 0 else float("nan")

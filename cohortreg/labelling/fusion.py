@@ -61,7 +61,7 @@ def joint_label_fusion(target: Any, mask: Any, warped: Sequence[Any], labels: Se
     from ..lazy_ants import import_ants
 
     ants = import_ants()
-    out = ants.joint_label_fusion(target, mask, list(warped), list(labels), **settings)
+    out = ants.joint_label_fusion(target, mask, list(warped), label_list=list(labels), **settings)
     fused = np.rint(out["segmentation"].numpy()).astype(np.int32)
     probs = [p.numpy() for p in out.get("probabilityimages", [])]
     agreement = np.max(np.stack(probs), axis=0).astype(np.float32) if probs else (fused > 0).astype(np.float32)

@@ -1,12 +1,15 @@
 # Atlas labels in every subject's own space (cohortreg/labelling/): `labelling: {atlases: K}` registers K
 # labelled subjects of each protocol (a cohort with labels) to every subject of the sheet and fuses their
 # labels on the subject's own input grid; metrics/volumes.tsv and metrics/labelling.tsv collect them.
+# One job per subject and protocol, or (batch_size > 1) per subject batch and protocol.
 from cohortreg.labelling.plan import LabellingPlan
 from cohortreg.labelling.tables import write_labelling_tables
 
 LABELLING = LabellingPlan.build(config.get("labelling"), SHEET, L)
 LABELLING_METHOD = resolve(LABELLING.settings.method, configured(LABELLING.settings.method))
 LABELLING_CODE = LABELLING_METHOD.code("labelling")  # the labelling code and its method's engine's
+LABELLING_MODEL = MODEL_FILE[MODEL_OF[LABELLING_METHOD.name]] if LABELLING_METHOD.name in MODEL_OF else ""
+LABEL_BATCH_JOBS = LABELLING.batch_jobs(BATCHES.subject_batches) if LABELLING.on and BATCH_SIZE > 1 else []
 
 
 wildcard_constraints:
@@ -24,7 +27,7 @@ rule label_subject:
     params:
         job=labelling_job,
         settings=config["labelling"],
-        method=LABELLING.settings.method,
+        method=LABELLING_METHOD.name,
         method_params=labelling_method_params,
         affine=config["affine"],
         seed=config["seed"],
@@ -44,14 +47,44 @@ rule label_subject:
         "../scripts/label_subject.py"
 
 
+rule label_batch:
+    input:
+        unpack(label_batch_inputs),
+    output:
+        manifest=L.batch("labelling/{protocol}"),
+    params:
+        out=lambda w: L.out,  # the tree's root, for cohortreg.paths.Layout (a function: not a file prefix)
+        jobs=label_batch_jobs,
+        settings=config["labelling"],
+        method=LABELLING_METHOD.name,
+        method_params=labelling_method_params,
+        engine=LABELLING_METHOD.engine,
+        model=LABELLING_MODEL,
+        affine=config["affine"],
+        seed=config["seed"],
+        code=LABELLING_CODE,
+        upstream=label_batch_upstream,  # recorded beside the output (cohortreg.upstream)
+    log:
+        L.batch("labelling/{protocol}", "logs"),
+    benchmark:
+        L.batch("labelling/{protocol}", "benchmarks")
+    threads: batch_threads("register")
+    resources:
+        mem_mb=grows("register", "mem_mb", per_item=batch_workers("register")),
+        runtime=grows("register", "runtime", per_item=BATCH_SIZE * max(LABELLING.settings.atlases, 1)),
+        **slurm_resources(),
+    script:
+        "../scripts/label_batch.py"
+
+
 rule labelling_tables:
     input:
-        volumes=LABELLING.volume_files(),
-        accuracy=LABELLING.accuracy_files(),
+        **labelling_table_inputs(),
     output:
         volumes=L.table("volumes"),
         labelling=L.table("labelling"),
     params:
+        out=lambda w: L.out,
         jobs=LABELLING.jobs(),
         qc=config["qc"],
         code=CODE["labelling_tables"],

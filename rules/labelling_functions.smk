@@ -3,54 +3,95 @@
 # from its rules (snakemake --lint).
 
 
-def labelling_subjects(w):
-    """The subject and the atlases its job reads, (cohort, subject) each."""
-    atlas_cohort = LABELLING.cohort_of[w.protocol]
-    return [(w.cohort, w.subject)] + [(atlas_cohort, a) for a in LABELLING.candidates(w.cohort, w.subject, w.protocol)]
+def labelled_with(cohort, subject, protocol):
+    """The subject and the atlases its labelling reads, (cohort, subject) each."""
+    atlas_cohort = LABELLING.cohort_of[protocol]
+    return [(cohort, subject)] + [(atlas_cohort, a) for a in LABELLING.candidates(cohort, subject, protocol)]
 
 
-def labelling_inputs(w):
-    """The sheet's T1 of the subject (its grid is the output's) and labels of its atlases (and its own, as an
-    atlas: leave-one-out), and everyone's preprocessed brain: their files, or (batch_size > 1) their subject
-    batches' manifests, ancient while this job's output was made from the same subjects (common.smk: carried)."""
-    subjects = labelling_subjects(w)
-    out = {"t1": ROW(w.cohort, w.subject)["t1"], "atlas_labels": [ROW(c, s)["labels"] for c, s in subjects[1:]]}
-    if LABELLING.leave_one_out(w.cohort, w.subject, w.protocol):
-        out["labels"] = ROW(w.cohort, w.subject)["labels"]
+def labelling_job_of(cohort, subject, protocol):
+    """The subject's and its atlases' files as the package call takes them (cohortreg.labelling.run)."""
+    subjects = labelled_with(cohort, subject, protocol)
+    row = ROW(cohort, subject)
+    target = {"t1": row["t1"], "brain": L.brain.format(cohort=cohort, subject=subject),
+              "mask": L.brain_mask.format(cohort=cohort, subject=subject),
+              "labels": row["labels"] if LABELLING.leave_one_out(cohort, subject, protocol) else ""}
+    atlases = [{"subject": s, "brain": L.brain.format(cohort=c, subject=s), "labels": ROW(c, s)["labels"]}
+               for c, s in subjects[1:]]
+    return {"subject": subject, "target": target, "atlases": atlases}
+
+
+def batch_labelled(w):
+    """A labelling batch's subjects (its subject batch's)."""
+    return BATCHES.subjects_of(w.cohort, w.batch)
+
+
+def labelling_files(jobs, subjects, output):
+    """A labelling job's inputs: the sheet's T1 of each subject (its grid is the output's) and labels of its
+    atlases (and its own, as an atlas: leave-one-out), and everyone's preprocessed brain: their files, or
+    (batch_size > 1) their subject batches' manifests, ancient while ``output`` was made from the same
+    subjects (common.smk: carried)."""
+    out = {"raw": sorted({f for j in jobs for f in [j["target"]["t1"], j["target"]["labels"]] +
+                          [a["labels"] for a in j["atlases"]] if f})}
     if all(cs in SUBJECT_BATCH for cs in subjects):
         manifests = sorted({BATCHES.subject_manifest(c, s) for c, s in subjects})
-        output = LABELLING.outputs(w.cohort, w.subject, w.protocol)["volumes"]
         out["subjects"] = carried(manifests, output, subject_data(subjects))
     else:
-        out["brains"] = [L.brain.format(cohort=c, subject=s) for c, s in subjects]
-        out["mask"] = L.brain_mask.format(cohort=w.cohort, subject=w.subject)
-    method = LABELLING.settings.method
-    out.update({"model": MODEL_FILE[MODEL_OF[method]]} if method in MODEL_OF else {})
+        out["brains"] = sorted({f for j in jobs for f in [j["target"]["brain"], j["target"]["mask"]] +
+                                [a["brain"] for a in j["atlases"]]})
+    out.update({"model": LABELLING_MODEL} if LABELLING_MODEL else {})
     return out
 
 
+def labelling_inputs(w):
+    job = labelling_job_of(w.cohort, w.subject, w.protocol)
+    output = LABELLING.outputs(w.cohort, w.subject, w.protocol)["volumes"]
+    return labelling_files([job], labelled_with(w.cohort, w.subject, w.protocol), output)
+
+
+def label_batch_jobs(w):
+    return [labelling_job_of(w.cohort, s, w.protocol) for s in batch_labelled(w)]
+
+
+def label_batch_subjects(w):
+    return sorted({cs for s in batch_labelled(w) for cs in labelled_with(w.cohort, s, w.protocol)})
+
+
+def label_batch_inputs(w):
+    output = L.batch("labelling/{protocol}").format(cohort=w.cohort, batch=w.batch, protocol=w.protocol)
+    return labelling_files(label_batch_jobs(w), label_batch_subjects(w), output)
+
+
 def labelling_job(w):
-    """The subject's and its atlases' files as the package call takes them (cohortreg.labelling.run)."""
-    subjects = labelling_subjects(w)
-    target = {"t1": ROW(w.cohort, w.subject)["t1"], "brain": L.brain.format(cohort=w.cohort, subject=w.subject),
-              "mask": L.brain_mask.format(cohort=w.cohort, subject=w.subject),
-              "labels": ROW(w.cohort, w.subject)["labels"] if LABELLING.leave_one_out(w.cohort, w.subject, w.protocol) else ""}
-    atlases = [{"subject": s, "brain": L.brain.format(cohort=c, subject=s), "labels": ROW(c, s)["labels"]}
-               for c, s in subjects[1:]]
-    return {"target": target, "atlases": atlases}
+    return labelling_job_of(w.cohort, w.subject, w.protocol)
 
 
 def labelling_upstream(w):
-    return subject_data(labelling_subjects(w))
+    return subject_data(labelled_with(w.cohort, w.subject, w.protocol))
+
+
+def label_batch_upstream(w):
+    return subject_data(label_batch_subjects(w))
 
 
 def labelling_method_params(w):
     return params_of(LABELLING.settings.method)
 
 
+def label_batch_manifests():
+    return [L.batch("labelling/{protocol}").format(cohort=c, batch=b, protocol=p) for c, b, p in LABEL_BATCH_JOBS]
+
+
 def labelling_outputs():
     """What `all` asks for: the two tables (and through them every subject's labels), or nothing when off."""
     return [L.table("volumes"), L.table("labelling")] if LABELLING.on else []
+
+
+def labelling_table_inputs():
+    """Every subject's files, or with batches the batch manifests (the files are written inside them)."""
+    if LABEL_BATCH_JOBS:
+        return {"batches": label_batch_manifests()}
+    return {"volumes": LABELLING.volume_files(), "accuracy": LABELLING.accuracy_files()}
 
 
 def write_partial_labelling_tables():
@@ -72,5 +113,6 @@ def write_partial_labelling_tables():
         logger.error(f"CohortReg: could not write partial labelling tables: {exc}")
 
 
-for _f in (labelling_inputs, labelling_job, labelling_upstream, labelling_method_params):
+for _f in (labelling_inputs, labelling_job, labelling_upstream, labelling_method_params, label_batch_jobs,
+           label_batch_inputs, label_batch_upstream):
     signed(_f)

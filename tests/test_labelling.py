@@ -1,6 +1,7 @@
 """Atlas labelling (cohortreg.labelling): fusion, volumes, the plan's choices and errors, and on real scans
 a small study whose every subject gets labels on its own grid, with the reruns the README documents."""
 
+import json
 
 import nibabel as nib
 import numpy as np
@@ -168,19 +169,33 @@ def test_every_subject_gets_its_protocols_labels_on_its_own_grid(labelled_study)
 @pytest.mark.realdata
 @pytest.mark.workflow
 def test_appended_subjects_are_labelled_without_relabelling_the_others(labelled_study):
-    """An unlabelled subject appended: only its own labelling runs. A labelled one (select: first): the pool
-    grows, but every subject keeps its first K atlases, so again only the new subject's labelling runs."""
+    """A labelled subject appended (select: first): the pool grows, but every subject keeps its first K
+    atlases, so only the new subject's labelling runs (its cohort's labelling batch reruns, keeping the other
+    subjects' items); the other cohort's labelling does not run at all. (An unlabelled subject changes less.)"""
     d = labelled_study
-    for labels in ("", f"{SHARED_DATA}/lpba40/sub-S08/labels_lpba56.nii.gz"):
-        lab_sheet(d, [f"lpba40\tS08\t{SHARED_DATA}/lpba40/sub-S08/t1w_brain.nii.gz\t{labels}"])
-        try:
-            r = lab_run(d, "-n")
-            assert r.returncode == 0, r.stderr[-3000:]
-            jobs = planned_jobs(r.stdout)
-        finally:
-            lab_sheet(d)
-        assert [(w["cohort"], w["subject"]) for rule, w in jobs if rule == "label_subject"] == [("lpba40", "S08")], jobs
+    lab_sheet(d, [f"lpba40\tS08\t{SHARED_DATA}/lpba40/sub-S08/t1w_brain.nii.gz\t"
+                  f"{SHARED_DATA}/lpba40/sub-S08/labels_lpba56.nii.gz"])
+    try:
+        r = lab_run(d, "-n")
+        assert r.returncode == 0, r.stderr[-3000:]
+        jobs = planned_jobs(r.stdout)
+        labelling = [(w["cohort"], w.get("subject", w.get("batch"))) for rule, w in jobs if rule.startswith("label_")]
+        assert [c for c, _ in labelling] == ["lpba40"], jobs  # nothing of the other cohort
         assert "labelling_tables" in {rule for rule, _ in jobs}
+        manifests = {p: p.stat().st_mtime_ns for p in (d / "out" / "batches").rglob("labelling/*/*.json")}
+        assert manifests, "a local run of eight subjects batches them"
+        r = lab_run(d)
+        assert r.returncode == 0, r.stderr[-3000:]
+        recomputed = set()
+        for p, before in manifests.items():
+            if p.stat().st_mtime_ns != before:
+                recomputed |= {rec["item"] for rec in json.loads(p.read_text())["items"] if not rec.get("kept")}
+        new = [p for p in (d / "out" / "batches").rglob("labelling/*/*.json") if p not in manifests]
+        for p in new:
+            recomputed |= {rec["item"] for rec in json.loads(p.read_text())["items"] if not rec.get("kept")}
+        assert recomputed == {"labelling lpba40/S08 atlas-lpba40"}, recomputed
+    finally:
+        lab_sheet(d)
 
 
 @needs_shared_data

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..batches.items import batch_id
 from ..paths import Layout
 from ..sheet.samples import SheetError
 from .fusion import FUSIONS
@@ -82,6 +83,9 @@ class LabellingPlan:
                 counts = {c: int((sheet["cohort"] == c).sum()) for c in unknown}
                 raise SheetError(f"labelling.cohorts: {unknown} have no labelled subjects in the sheet (subjects: "
                                  f"{counts}; cohorts with labels: {with_labels})")
+            if not with_labels:
+                raise SheetError(f"labelling.atlases: {s.atlases}, but no subject of the sheet has a labels file "
+                                 "(the atlases are the labelled subjects); set labelling.atlases: 0 or add labels")
             for c in (s.cohorts or with_labels):
                 pid = protocol_id(c)
                 if pid in cohort_of:
@@ -124,6 +128,11 @@ class LabellingPlan:
         return {"dseg": L.atlas_dseg.format(**ids), "agreement": L.atlas_agreement.format(**ids),
                 "volumes": L.atlas_file("volumes.tsv").format(**ids),
                 "accuracy": L.atlas_file("accuracy.tsv").format(**ids)}
+
+    def batch_jobs(self, subject_batches: dict[str, list[list[str]]]) -> list[tuple[str, str, str]]:
+        """batch_size > 1: (cohort, batch, protocol), one job per subject batch (cohortreg.batches.plan) and protocol."""
+        return [(c, batch_id(i), p) for c, batches in subject_batches.items() for i in range(len(batches))
+                for p in self.pools]
 
     def volume_files(self) -> list[str]:
         return [self.outputs(c, s, p)["volumes"] for c, s, p in self.jobs()]

@@ -216,3 +216,28 @@ def test_icc_is_one_for_an_offset_and_low_for_noise():
     j1, j3 = np.array([9, 6, 8, 7, 10, 6.0]), np.array([2, 3, 1, 3, 8, 4.0])
     assert icc_3_1(j1, j3) == pytest.approx(0.374, abs=0.001)
     assert icc_3_1(a, np.array([20.0, 9.0, 15.0, 12.0, 10.0])) < 0
+
+
+def test_a_failed_labelling_is_a_row_with_its_reason_and_outliers_are_flagged(tmp_path):
+    from cohortreg.labelling.tables import accuracy_table, volume_table
+    from cohortreg.labelling.volumes import VOLUME_COLUMNS
+
+    jobs, volumes, logs = [], [], []
+    for i in range(8):
+        s = f"{i:02d}"
+        path = tmp_path / f"{s}.tsv"
+        rows = pd.DataFrame([{"cohort": "a", "subject": s, "protocol": "p", "label": "7",
+                              "volume_ml": 10.0 + 0.1 * i + (25.0 if i == 5 else 0.0), "agreement": 0.9,
+                              "atlases": "x,y", "status": "ok", "error": ""}], columns=VOLUME_COLUMNS)
+        if i != 3:  # subject 03's labelling failed: no table, an ERROR line in its log
+            rows.to_csv(path, sep="\t", index=False)
+        (tmp_path / f"{s}.log").write_text("2026-12-05 INFO labelling\n2026-12-05 ERROR a/03: T1 image is all zeros\n")
+        jobs.append(("a", s, "p"))
+        volumes.append(str(path))
+        logs.append(str(tmp_path / f"{s}.log"))
+    table = volume_table(jobs, volumes, logs, {"z_warn": 3.5, "min_cohort": 5})
+    failed = table[table["status"] == "failed"]
+    assert list(failed["subject"]) == ["03"] and failed["error"].iloc[0] == "a/03: T1 image is all zeros"
+    assert table.set_index("subject").loc["05", "qc"] == "warn" and "robust z" in table.set_index("subject").loc["05", "qc_reason"]
+    assert set(table[table["subject"].isin(["00", "01", "02", "04", "06", "07"])]["qc"]) == {"ok"}
+    assert list(accuracy_table([]).columns)[:4] == ["cohort", "subject", "protocol", "label"]

@@ -12,6 +12,7 @@
 Sheets point every row at one tiny NIfTI (bench/bench_scale.py), so no real data are needed.
 
     python bench/bench_rerun_scale.py --subjects 20000
+    python bench/bench_rerun_scale.py --subjects 1000 --out rerun_scale_1000
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main() -> int:
     ap.add_argument("--subjects", type=int, default=20000)
     ap.add_argument("--methods", default="affine,ants")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "rerun_scale")
+    ap.add_argument("--out", default="rerun_scale", help="bench/results/OUT.json")
     args = ap.parse_args()
     d = args.work
     d.mkdir(parents=True, exist_ok=True)
@@ -88,7 +90,7 @@ def main() -> int:
     added, _ = dry_run(d, sheet, args.methods)
     print(f"one subject added: {added['jobs']} jobs {added['jobs_per_rule']} in {added['seconds']} s", flush=True)
     commit = bench_commit()
-    res = ROOT / "bench" / "results" / "rerun_scale.json"
+    res = ROOT / "bench" / "results" / f"{args.out}.json"
     res.write_text(json.dumps({"benchmark": "rerun_scale", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit,
                                "machine": machine(), "subjects": args.subjects, "methods": args.methods,
                                "default_config_plan": first, "outputs_made": len(made), "finished_plan": finished,

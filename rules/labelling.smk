@@ -81,8 +81,9 @@ rule labelling_tables:
     input:
         **labelling_table_inputs(),
     output:
-        volumes=L.table("volumes"),
-        labelling=L.table("labelling"),
+        volumes=report(L.table("volumes"), caption="../report/volumes.rst", category="9. Regional volumes"),
+        labelling=report(L.table("labelling"), caption="../report/labelling.rst", category="9. Regional volumes"),
+        figure=report(L.report_file("labelling.png"), caption="../report/labelling.rst", category="9. Regional volumes"),
     params:
         out=lambda w: L.out,
         jobs=LABELLING.jobs(),

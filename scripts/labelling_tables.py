@@ -11,5 +11,5 @@ with job(smk, "labelling_tables") as log:
     table = write_labelling_tables(jobs, [L.atlas_file("volumes.tsv").format(**i) for i in ids],
                                    [L.atlas_file("accuracy.tsv").format(**i) for i in ids],
                                    [L.labelling_witness().format(**i) for i in ids], smk.output.volumes,
-                                   smk.output.labelling, smk.params.qc)
+                                   smk.output.labelling, smk.params.qc, smk.output.figure)
     log.info("%d subjects x protocols, %d volume rows, %d flagged", len(jobs), len(table), int((table["qc"] != "ok").sum()))

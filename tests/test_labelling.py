@@ -161,6 +161,7 @@ def test_every_subject_gets_its_protocols_labels_on_its_own_grid(labelled_study)
         assert s not in used and len(used) == 2
     acc = pd.read_csv(d / "out" / "metrics" / "labelling.tsv", sep="\t", dtype={"subject": str})
     assert set(acc["subject"]) == {"S01", "S02", "S03", "S04", "S05", "S06", "ALL"}
+    assert (d / "out" / "report" / "labelling.png").stat().st_size > 10000, "the report's Regional volumes picture"
     summary = acc[acc["subject"] == "ALL"]
     assert len(summary) == 1 and 0.55 < float(summary["dice"].iloc[0]) < 1.0
 

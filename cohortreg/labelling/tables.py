@@ -83,8 +83,42 @@ def accuracy_table(paths: list[str]) -> pd.DataFrame:
 
 
 def write_labelling_tables(jobs: list[tuple[str, str, str]], volumes: list[str], accuracies: list[str], logs: list[str],
-                           volumes_tsv: str, labelling_tsv: str, qc: dict[str, Any] | None = None) -> pd.DataFrame:
+                           volumes_tsv: str, labelling_tsv: str, qc: dict[str, Any] | None = None,
+                           figure: str | None = None) -> pd.DataFrame:
     table = volume_table(jobs, volumes, logs, qc)
+    acc = accuracy_table(accuracies)
     write_text_atomic(table.to_csv(sep="\t", index=False, float_format="%.6g"), volumes_tsv)
-    write_text_atomic(accuracy_table(accuracies).to_csv(sep="\t", index=False, float_format="%.6g"), labelling_tsv)
+    write_text_atomic(acc.to_csv(sep="\t", index=False, float_format="%.6g"), labelling_tsv)
+    if figure:
+        labelling_figure(table, acc, figure)
     return table
+
+
+def labelling_figure(volumes: pd.DataFrame, accuracy: pd.DataFrame, path: str) -> None:
+    """The report's "Regional volumes" picture: each protocol's leave-one-out Dice per atlas (left), and the
+    labelled volume per cohort and protocol with the flagged subjects named (right)."""
+    from ..study.report_figures import _plt
+
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    per_atlas = accuracy[accuracy["subject"] != "ALL"].groupby(["protocol", "subject"])["dice"].mean().reset_index()
+    protocols = sorted(per_atlas["protocol"].unique())
+    for i, p in enumerate(protocols):
+        d = per_atlas[per_atlas["protocol"] == p]["dice"]
+        left.scatter(np.full(len(d), i), d, alpha=0.7)
+        left.hlines(d.mean(), i - 0.3, i + 0.3, color="k")
+    left.set_xticks(range(len(protocols)), [f"atlas-{p}" for p in protocols])
+    left.set_ylabel("leave-one-out mean Dice per atlas")
+    left.set_title("Accuracy (each atlas labelled from the others)")
+    total = volumes[(volumes["label"].astype(str) == "labelled") & (volumes["status"] == "ok")].copy()
+    groups = sorted({(c, p) for c, p in zip(total["cohort"], total["protocol"])})
+    data = [total[(total["cohort"] == c) & (total["protocol"] == p)]["volume_ml"].astype(float) for c, p in groups]
+    if groups:
+        right.boxplot(data, tick_labels=[f"{c}\natlas-{p}" for c, p in groups])
+    flagged = volumes[volumes["qc"] != "ok"].drop_duplicates(["cohort", "subject", "protocol"])
+    right.set_ylabel("labelled volume (mL)")
+    named = ", ".join(f"{r.cohort}/{r.subject}" for r in flagged.head(6).itertuples())
+    right.set_title(f"Labelled volume; {len(flagged)} flagged" + (f": {named}" if named else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

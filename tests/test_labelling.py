@@ -242,3 +242,14 @@ def test_a_failed_labelling_is_a_row_with_its_reason_and_outliers_are_flagged(tm
     assert table.set_index("subject").loc["05", "qc"] == "warn" and "robust z" in table.set_index("subject").loc["05", "qc_reason"]
     assert set(table[table["subject"].isin(["00", "01", "02", "04", "06", "07"])]["qc"]) == {"ok"}
     assert list(accuracy_table([]).columns)[:4] == ["cohort", "subject", "protocol", "label"]
+
+
+def test_the_vote_is_the_weighted_mode_with_ties_to_the_smaller_label():
+    """Against a direct count over every label value (the definition), on random maps and weights."""
+    rng = np.random.default_rng(3)
+    labels = [rng.integers(0, 6, size=(9, 8, 7)).astype(np.int32) for _ in range(5)]
+    weights = [rng.integers(1, 4, size=(9, 8, 7)).astype(np.float32) for _ in range(5)]  # integers: exact ties
+    fused, agreement = vote(labels, weights)
+    scores = np.stack([sum(np.where(lab == v, w, 0) for lab, w in zip(labels, weights)) for v in range(6)])
+    assert np.array_equal(fused, scores.argmax(axis=0))  # argmax: the first (smallest) label among ties
+    assert np.allclose(agreement, scores.max(axis=0) / sum(weights))

@@ -1,6 +1,8 @@
 # Config and sample-sheet validation, the pair design, wildcard constraints and input functions.
 # Resources: rules/resources.smk; results and their witnesses: rules/results.smk; batches: rules/batch.smk.
+import itertools
 import os
+import sys
 
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import ExecMode
@@ -23,6 +25,24 @@ if not config["samples"]:
         "no sample sheet: run with --config samples=PATH (a TSV with columns cohort, subject, t1 "
         "[, labels, mask, split] or a BIDS root); `cohortreg-demo DIR` makes a synthetic one"
     )
+# Reruns rest on Snakemake's params and input triggers (code fingerprints are params; a batch job's input
+# list grows when subjects are appended). Without them Snakemake keeps a job whose output exists even when
+# an input it now lists is missing: an appended subject would silently get no results.
+def _rerun_triggers():
+    """The run's --rerun-triggers (Snakemake's settings once set; while parsing, the command line's)."""
+    settings = getattr(workflow, "dag_settings", None)
+    if settings is not None:
+        return {str(t).rsplit(".", 1)[-1].lower() for t in settings.rerun_triggers}
+    argv = sys.argv[sys.argv.index("--rerun-triggers") + 1:] if "--rerun-triggers" in sys.argv else []
+    return set(itertools.takewhile(lambda a: not a.startswith("-"), argv))
+
+
+_TRIGGERS = _rerun_triggers()
+if _TRIGGERS and not {"params", "input"} <= _TRIGGERS:
+    logger.warning(f"CohortReg: --rerun-triggers {' '.join(sorted(_TRIGGERS))}: without 'params' and 'input', changed "
+                   "code or settings rerun nothing, and subjects appended to the sheet may get NO results (a batch "
+                   "job whose manifest exists is kept although its list of subjects grew). Use the default triggers "
+                   "(README: Re-running, extending and resuming a study).")
 SHEET = read_sheet(config["samples"], bids=config.get("bids"))
 for _msg in missing_files(SHEET):
     logger.warning(f"CohortReg: {_msg} (that subject's jobs will fail; the others run with --keep-going)")

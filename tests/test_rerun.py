@@ -176,3 +176,14 @@ def test_a_killed_run_resumes_and_keeps_finished_results(tmp_path):
     assert (out / "metrics" / "pairs.tsv").exists()
     for p, (mtime, data) in done.items():
         assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{p} was redone or changed"
+
+
+def test_mtime_only_reruns_are_flagged_at_start(phantom_cohort):
+    """--rerun-triggers mtime: Snakemake keeps a job whose output exists although an input it now lists is
+    missing, so an appended subject could silently get no results; the run says so at start."""
+    d = phantom_cohort
+    args = ("-n", "--cores", "1", "--config", f"samples={d / 'samples.tsv'}", f"outdir={d / 'out'}", "methods=[affine]")
+    r = run_snakemake(*args, "--rerun-triggers", "mtime", cwd=d)
+    assert r.returncode == 0 and "subjects appended to the sheet may get NO results" in r.stdout + r.stderr
+    r = run_snakemake(*args, cwd=d)
+    assert r.returncode == 0 and "may get NO results" not in r.stdout + r.stderr

@@ -34,6 +34,10 @@ class Layout:
     def _p(self, rel: str) -> str:
         return f"{self.out}/{rel}"
 
+    def _witness(self, what: str, rel: str) -> str:
+        """A job's log (what: logs) or benchmark (benchmarks): OUT/{what}/{rel}.{log,tsv}."""
+        return self._p(f"{what}/{rel}" + (".log" if what == "logs" else ".tsv"))
+
     # per subject
     @property
     def preproc_t1(self) -> str:
@@ -81,7 +85,7 @@ class Layout:
         return self._p("{cohort}/sub-{subject}/atlas-{protocol}")
 
     def labelling_witness(self, what: str = "logs") -> str:
-        return self._p(f"{what}/labelling/{{cohort}}/sub-{{subject}}_atlas-{{protocol}}" + (".log" if what == "logs" else ".tsv"))
+        return self._witness(what, "labelling/{cohort}/sub-{subject}_atlas-{protocol}")
 
     # per pair
     @property
@@ -110,7 +114,7 @@ class Layout:
 
     def model_witness(self, what: str = "logs") -> str:
         """The training job's log or benchmark: OUT/{logs,benchmarks}/train/{model}.{log,tsv}."""
-        return self._p(f"{what}/train/{{model}}" + (".log" if what == "logs" else ".tsv"))
+        return self._witness(what, "train/{model}")
 
     # templates (rules/template.smk): {name} is template.name; iteration 00 is the reference, 01 the
     # affine-aligned mean, each later one the result of one deformable update
@@ -134,7 +138,7 @@ class Layout:
     def template_witness(self, step: str, what: str = "logs") -> str:
         """A template job's log or benchmark: OUT/{logs,benchmarks}/template/{name}/{step}.{log,tsv}, step one of
         reference, iter-{iteration}/{cohort}/sub-{subject} (an input's registration), update-{next}, finish."""
-        return self._p(f"{what}/template/{{name}}/{step}" + (".log" if what == "logs" else ".tsv"))
+        return self._witness(what, f"template/{{name}}/{step}")
 
     def template_input(self, name: str) -> str:
         """An input's registration to iteration {iteration}'s template: transforms.json, warped files."""

@@ -3,7 +3,7 @@
 # labels on the subject's own input grid; metrics/volumes.tsv and metrics/labelling.tsv collect them.
 # One job per subject and protocol, or (batch_size > 1) per subject batch and protocol.
 from cohortreg.labelling.plan import LabellingPlan
-from cohortreg.labelling.tables import write_labelling_tables
+from cohortreg.labelling.tables import write_study_tables
 
 LABELLING = LabellingPlan.build(config.get("labelling"), SHEET, L)
 LABELLING_METHOD = resolve(LABELLING.settings.method, configured(LABELLING.settings.method))

@@ -100,10 +100,7 @@ def write_partial_labelling_tables():
     if not LABELLING.on:
         return
     try:
-        jobs = LABELLING.jobs()
-        logs = [L.labelling_witness().format(cohort=c, subject=s, protocol=p) for c, s, p in jobs]
-        table = write_labelling_tables(jobs, LABELLING.volume_files(), LABELLING.accuracy_files(), logs,
-                                       L.table("volumes"), L.table("labelling"), config["qc"])
+        table = write_study_tables(L, LABELLING.jobs(), config["qc"])
         for t in (L.table("volumes"), L.table("labelling")):
             os.utime(t, (0, 0))
         bad = table[table["status"] != "ok"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..batches.items import Item
 from ..paths import Layout
+from .plan import subject_outputs
 from .run import label_subject
 
 
@@ -23,9 +24,7 @@ def labelling_items(cohort: str, protocol: str, jobs: list[dict[str, Any]], sett
     for j in jobs:
         s, target, atlases = j["subject"], j["target"], j["atlases"]
         ids = {"cohort": cohort, "subject": s, "protocol": protocol}
-        outputs = {"dseg": L.atlas_dseg.format(**ids), "agreement": L.atlas_agreement.format(**ids),
-                   "volumes": L.atlas_file("volumes.tsv").format(**ids),
-                   "accuracy": L.atlas_file("accuracy.tsv").format(**ids)}
+        outputs = subject_outputs(L, cohort, s, protocol)
         workdir = L.atlas_workdir.format(**ids)
         made = [target["brain"], target["mask"]] + [a["brain"] for a in atlases]  # by the subject batches
         items.append(Item(

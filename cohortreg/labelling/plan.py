@@ -59,6 +59,14 @@ def protocol_id(cohort: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", cohort)
 
 
+def subject_outputs(layout: Layout, cohort: str, subject: str, protocol: str) -> dict[str, str]:
+    """A subject's labelling files for one protocol: dseg, agreement, volumes, accuracy."""
+    ids = dict(cohort=cohort, subject=subject, protocol=protocol)
+    return {"dseg": layout.atlas_dseg.format(**ids), "agreement": layout.atlas_agreement.format(**ids),
+            "volumes": layout.atlas_file("volumes.tsv").format(**ids),
+            "accuracy": layout.atlas_file("accuracy.tsv").format(**ids)}
+
+
 @dataclass(frozen=True)
 class LabellingPlan:
     settings: LabellingSettings
@@ -123,11 +131,7 @@ class LabellingPlan:
         return self.cohort_of[protocol] == cohort and subject in self.pools[protocol]
 
     def outputs(self, cohort: str, subject: str, protocol: str) -> dict[str, str]:
-        ids = dict(cohort=cohort, subject=subject, protocol=protocol)
-        L = self.layout
-        return {"dseg": L.atlas_dseg.format(**ids), "agreement": L.atlas_agreement.format(**ids),
-                "volumes": L.atlas_file("volumes.tsv").format(**ids),
-                "accuracy": L.atlas_file("accuracy.tsv").format(**ids)}
+        return subject_outputs(self.layout, cohort, subject, protocol)
 
     def batch_jobs(self, subject_batches: dict[str, list[list[str]]]) -> list[tuple[str, str, str]]:
         """batch_size > 1: (cohort, batch, protocol), one job per subject batch (cohortreg.batches.plan) and protocol."""

@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import InputError
-from ..io import labels_as_int, load_volume, nib_to_ants, save_atomic, write_text_atomic
+from ..io import check_same_grid, labels_as_int, load_volume, nib_to_ants, save_atomic, write_text_atomic
 from ..lazy_ants import import_ants
 from ..registration.pairs import register_pairs
 from ..subject.stages import affine_files
@@ -120,12 +120,10 @@ def label_subject(ids: dict[str, str], target: dict[str, str], atlases: list[dic
                                   threads, who)
     raw, fused, agreement, _ = carry_and_fuse(target, registered, settings, who)
     atlases = [a for a, _ in registered]
-    header = raw.header.copy()
-    header.set_data_dtype(np.int32)
-    save_atomic(nib.Nifti1Image(fused.astype(np.int32), raw.affine, header), outputs["dseg"])
-    header = raw.header.copy()
-    header.set_data_dtype(np.float32)
-    save_atomic(nib.Nifti1Image(agreement.astype(np.float32), raw.affine, header), outputs["agreement"])
+    for data, dtype, path in ((fused, np.int32, outputs["dseg"]), (agreement, np.float32, outputs["agreement"])):
+        header = raw.header.copy()  # the sheet T1's header: its grid, orientation and units
+        header.set_data_dtype(dtype)
+        save_atomic(nib.Nifti1Image(data.astype(dtype), raw.affine, header), path)
 
     voxel = voxel_ml(raw.header.get_zooms())
     mask_img = nib.load(target["mask"])
@@ -142,8 +140,7 @@ def label_subject(ids: dict[str, str], target: dict[str, str], atlases: list[dic
     acc: list[dict[str, Any]] = []
     if target.get("labels"):  # an atlas of this protocol, labelled from the others: how right that is
         manual = labels_as_int(load_volume(target["labels"], who, "label map"), who, target["labels"])
-        if manual.shape[:3] != raw.shape[:3]:
-            raise InputError(who, target["labels"], f"label map grid {manual.shape[:3]} is not its T1's {raw.shape[:3]}")
+        check_same_grid(raw, manual, who, target["labels"], "label map")
         acc = [{**ids, **r} for r in accuracy(fused, np.asarray(manual.dataobj), voxel)]
     write_text_atomic(_table(acc, ACCURACY_COLUMNS), outputs["accuracy"])
     dice = float(np.mean([r["dice"] for r in acc])) if acc else float("nan")

@@ -19,7 +19,9 @@ import pandas as pd
 
 from ..evaluation.qc import robust_z
 from ..io import write_text_atomic
+from ..paths import Layout
 from ..study.aggregate import first_error
+from .plan import subject_outputs
 from .volumes import ACCURACY_COLUMNS, VOLUME_COLUMNS
 
 LOW_AGREEMENT = 0.5  # a region whose atlases agree on fewer than half its voxels' labels, on average
@@ -122,3 +124,12 @@ def labelling_figure(volumes: pd.DataFrame, accuracy: pd.DataFrame, path: str) -
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_study_tables(L: Layout, jobs: list[tuple[str, str, str]], qc: dict[str, Any] | None = None,
+                       figure: str | None = None) -> pd.DataFrame:
+    """volumes.tsv and labelling.tsv of every (cohort, subject, protocol), its files and logs spelled by L."""
+    files = [subject_outputs(L, *j) for j in jobs]
+    logs = [L.labelling_witness().format(cohort=c, subject=s, protocol=p) for c, s, p in jobs]
+    return write_labelling_tables(jobs, [f["volumes"] for f in files], [f["accuracy"] for f in files], logs,
+                                  L.table("volumes"), L.table("labelling"), qc, figure)

@@ -13,6 +13,9 @@ with real values to find a file. The tree a person browses:
     OUT/{cohort}/sub-{subject}/anat/sub-{subject}_atlas-{protocol}_*  labelling: the subject's atlas labels,
                                                  their agreement, its regional volumes (its own grid)
     OUT/{cohort}/sub-{subject}/atlas-{protocol}/from-{atlas}/  each atlas's registration to the subject
+    OUT/{cohort}/sub-{subject}/anat/sub-{subject}_atlas-{protocol}_desc-template_*  design: template: the
+                                                 template's labels there; ..._space-{template}_desc-logjac_*
+                                                 the subject's log-Jacobian map in template space
     OUT/templates/{name}/                        a built template (tpl-{name}_*), its convergence and
                                                  iter-{iteration}/ (that iteration's template, the
                                                  inputs registered to it, the update's row)
@@ -86,6 +89,28 @@ class Layout:
 
     def labelling_witness(self, what: str = "logs") -> str:
         return self._witness(what, "labelling/{cohort}/sub-{subject}_atlas-{protocol}")
+
+    # the template route (design: template): the template's labels in the subject's own space, and the
+    # subject's log-Jacobian map in the template's space (cohortreg.labelling.template_route)
+    @property
+    def template_dseg(self) -> str:
+        return self._p(SUBJ + "_atlas-{protocol}_desc-template_dseg.nii.gz")
+
+    @property
+    def template_agreement(self) -> str:
+        """The share of the template's inputs that voted for the winning label, carried to the subject."""
+        return self._p(SUBJ + "_atlas-{protocol}_desc-templateagreement_probseg.nii.gz")
+
+    def template_atlas_file(self, name: str) -> str:
+        """The template route's volumes.tsv and accuracy.tsv (a subject with labels of the protocol only)."""
+        return self._p(SUBJ + "_atlas-{protocol}_desc-template_" + name)
+
+    def logjac(self, template: str, ext: str = ".nii.gz") -> str:
+        """log det Jacobian of template -> subject on the template's grid (ext .json: its sidecar)."""
+        return self._p(SUBJ + "_space-" + template + "_desc-logjac_jacobian" + ext)
+
+    def template_route_witness(self, what: str = "logs") -> str:
+        return self._witness(what, "template_route/{cohort}/sub-{subject}")
 
     # per pair
     @property

@@ -52,6 +52,7 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     "template": ("cohortreg.template.build", "cohortreg.template.batch"),
     "labelling": ("cohortreg.labelling.run:label_subject",),
     "labelling_tables": ("cohortreg.labelling.tables",),
+    "template_route": ("cohortreg.labelling.template_route:label_from_template",),
 }
 # Modules that record results without shaping them: editing them reruns nothing.
 NOT_CODE = frozenset({"cohortreg.provenance"})

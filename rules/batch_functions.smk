@@ -65,7 +65,8 @@ def retry_failed_batches(fail=False):
     next run retries those items; say which failed. fail: then end the run with an error, as a
     failed per-subject job would (a batch job itself succeeds so that its other subjects go on)."""
     study = backdate_failed(m for m in batch_manifests() if os.path.exists(m)) if BATCH_SIZE > 1 else []
-    labelling = backdate_failed(m for m in label_batch_manifests() if os.path.exists(m))
+    route = template_route_files() if ROUTE_BATCH_JOBS else []  # the template route's batch manifests
+    labelling = backdate_failed(m for m in label_batch_manifests() + route if os.path.exists(m))
     failed = study + labelling + backdate_failed(m for m in template_batch_manifests() if os.path.exists(m))
     if labelling:
         for t in labelling_outputs():

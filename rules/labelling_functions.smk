@@ -83,24 +83,102 @@ def label_batch_manifests():
 
 
 def labelling_outputs():
-    """What `all` asks for: the two tables (and through them every subject's labels), or nothing when off."""
-    return [L.table("volumes"), L.table("labelling")] if LABELLING.on else []
+    """What `all` asks for: the two tables (and through them every subject's labels), or nothing when off;
+    with a template route whose template has no labels, its log-Jacobian maps."""
+    if LABELLING.on or (TEMPLATE_ROUTE and TEMPLATE_ROUTE.protocols):
+        return [L.table("volumes"), L.table("labelling")]
+    return template_route_files() if TEMPLATE_ROUTE else []
 
 
 def labelling_table_inputs():
     """Every subject's files, or with batches the batch manifests (the files are written inside them)."""
     if LABEL_BATCH_JOBS:
-        return {"batches": label_batch_manifests()}
-    return {"volumes": LABELLING.volume_files(), "accuracy": LABELLING.accuracy_files()}
+        out = {"batches": label_batch_manifests()}
+    else:
+        out = {"volumes": LABELLING.volume_files(), "accuracy": LABELLING.accuracy_files()}
+    return {**out, "template_route": template_route_files()} if TEMPLATE_ROUTE else out
+
+
+# the template route (design: template): cohortreg.labelling.template_route, one job per subject or per
+# pair batch of its method
+def template_route_files():
+    """Every subject's template-route files (its log-Jacobian, its volumes per protocol), or with batches the
+    manifests of the template-route batches."""
+    if ROUTE_BATCH_JOBS:
+        return [L.batch("template_route").format(cohort=c, batch=b) for c, b in ROUTE_BATCH_JOBS]
+    r = TEMPLATE_ROUTE
+    return [f for c, s in r.subjects for k, f in flat_outputs(r.outputs(c, s)).items() if k == "logjac" or
+            k.endswith("_volumes")]
+
+
+def template_route_batch_jobs():
+    """(cohort, batch) of every pair batch with a subject of the template route (batch_size > 1)."""
+    if not TEMPLATE_ROUTE or BATCH_SIZE <= 1:
+        return []
+    return [(c, batch_id(i)) for c, bs in BATCHES.pair_batches.items() for i in range(len(bs))
+            if route_pairs(c, batch_id(i))]
+
+
+def route_pairs(cohort, batch):
+    r = TEMPLATE_ROUTE
+    return [mv for mv, fx in BATCHES.pairs_of(cohort, batch) if fx == r.fixed and (cohort, mv) in ROUTE_SUBJECTS]
+
+
+def template_route_job_of(cohort, subject):
+    """A subject's template-route call (cohortreg.labelling.template_route.label_from_template)."""
+    r, row = TEMPLATE_ROUTE, ROW(cohort, subject)
+    manifest = L.method_file("transforms.json").format(cohort=cohort, moving=subject, fixed=r.fixed, method=r.method)
+    protocols = {p: {k: tpl(L.template_file(f"cohort-{{cohort}}_{k}.nii.gz"), cohort=c) for k in ("dseg", "probseg")}
+                 for p, c in r.protocols.items()}
+    return {"subject": subject, "manifest": manifest, "held_out": r.held_out(cohort, subject),
+            "target": {"t1": row["t1"], "mask": L.brain_mask.format(cohort=cohort, subject=subject),
+                       "labels": r.manual_labels(cohort, subject, row["labels"])},
+            "template": {"brain": L.brain.format(cohort=cohort, subject=r.fixed), "protocols": protocols},
+            "outputs": r.outputs(cohort, subject)}
+
+
+def template_route_files_of(jobs):
+    """The files a template-route job reads besides its registrations: the sheet's T1 and labels, the template's
+    brain and label maps."""
+    raw = sorted({f for j in jobs for f in [j["target"]["t1"], *j["target"]["labels"].values()]})
+    tpl_files = sorted({f for j in jobs for f in [j["template"]["brain"]] +
+                        [x for files in j["template"]["protocols"].values() for x in files.values()]})
+    return {"raw": raw, "template": tpl_files}
+
+
+def template_route_inputs(w):
+    job = template_route_job_of(w.cohort, w.subject)
+    r = TEMPLATE_ROUTE
+    return {**template_route_files_of([job]), "manifest": job["manifest"], "mask": job["target"]["mask"],
+            **({"model": MODEL_FILE[MODEL_OF[r.method]]} if r.method in MODEL_OF else {})}
+
+
+def template_route_job(w):
+    return template_route_job_of(w.cohort, w.subject)
+
+
+def template_route_batch_items(w):
+    return [template_route_job_of(w.cohort, s) for s in route_pairs(w.cohort, w.batch)]
+
+
+def template_route_batch_inputs(w):
+    """The method's register batch (it writes the registrations), the subjects' batches (their masks), the
+    template's files and the sheet's."""
+    jobs = template_route_batch_items(w)
+    subjects = [s for s in (j["subject"] for j in jobs)]
+    return {**template_route_files_of(jobs),
+            "register": L.batch(f"{TEMPLATE_ROUTE.method}/register").format(cohort=w.cohort, batch=w.batch),
+            "subjects": BATCHES.subject_manifests(w.cohort, subjects)}
 
 
 def write_partial_labelling_tables():
     """On a failed run still write volumes.tsv and labelling.tsv, the failed subjects with their reasons;
     backdated (1970) so that the next run retries them (as write_partial_tables)."""
-    if not LABELLING.on:
+    if not labelling_outputs() or labelling_outputs()[0] != L.table("volumes"):
         return
     try:
-        table = write_study_tables(L, LABELLING.jobs(), config["qc"])
+        table = write_study_tables(L, LABELLING.jobs(), config["qc"],
+                                   route_jobs=TEMPLATE_ROUTE.jobs() if TEMPLATE_ROUTE else [], template=TEMPLATE.name)
         for t in (L.table("volumes"), L.table("labelling")):
             os.utime(t, (0, 0))
         bad = table[table["status"] != "ok"]
@@ -111,5 +189,6 @@ def write_partial_labelling_tables():
 
 
 for _f in (labelling_inputs, labelling_job, labelling_upstream, labelling_method_params, label_batch_jobs,
-           label_batch_inputs, label_batch_upstream):
+           label_batch_inputs, label_batch_upstream, template_route_inputs, template_route_job,
+           template_route_batch_items, template_route_batch_inputs):
     signed(_f)

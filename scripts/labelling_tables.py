@@ -6,5 +6,6 @@ from cohortreg.paths import Layout
 smk = snakemake  # noqa: F821
 with job(smk, "labelling_tables") as log:
     jobs = [tuple(j) for j in smk.params.jobs]
-    table = write_study_tables(Layout(smk.params.out), jobs, smk.params.qc, smk.output.figure)
-    log.info("%d subjects x protocols, %d volume rows, %d flagged", len(jobs), len(table), int((table["qc"] != "ok").sum()))
+    route = [tuple(j) for j in smk.params.route_jobs]  # design: template: the template route's rows too
+    table = write_study_tables(Layout(smk.params.out), jobs, smk.params.qc, smk.output.figure, route, smk.params.template)
+    log.info("%d + %d (template) subjects x protocols, %d volume rows, %d flagged", len(jobs), len(route), len(table), int((table["qc"] != "ok").sum()))

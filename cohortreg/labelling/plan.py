@@ -143,3 +143,94 @@ class LabellingPlan:
 
     def accuracy_files(self) -> list[str]:
         return [self.outputs(c, s, p)["accuracy"] for c, s, p in self.jobs()]
+
+
+def template_route_outputs(layout: Layout, cohort: str, subject: str, protocols: list[str], template: str
+                           ) -> dict[str, Any]:
+    """A subject's template-route files: logjac and its sidecar logjac_json, and per protocol (protocols)
+    dseg, agreement, volumes, accuracy."""
+    ids = dict(cohort=cohort, subject=subject)
+    per = {p: {"dseg": layout.template_dseg.format(**ids, protocol=p),
+               "agreement": layout.template_agreement.format(**ids, protocol=p),
+               "volumes": layout.template_atlas_file("volumes.tsv").format(**ids, protocol=p),
+               "accuracy": layout.template_atlas_file("accuracy.tsv").format(**ids, protocol=p)} for p in protocols}
+    return {"logjac": layout.logjac(template).format(**ids), "logjac_json": layout.logjac(template, ".json").format(**ids),
+            "protocols": per}
+
+
+def flat_outputs(outputs: dict[str, Any]) -> dict[str, str]:
+    """template_route_outputs as one flat name -> path dict (a rule's named outputs, a batch item's files)."""
+    flat = {"logjac": outputs["logjac"], "logjac_json": outputs["logjac_json"]}
+    for p, files in outputs["protocols"].items():
+        flat.update({f"{p}_{k}": v for k, v in files.items()})
+    return flat
+
+
+@dataclass(frozen=True)
+class TemplateRoute:
+    """design: template: every subject registered to the template gets the template's labels of each protocol
+    in its own space, and its log-Jacobian map in template space, from its registration by ``method``.
+
+    The protocols are the template's labelled cohorts (within labelling.cohorts where that is set). The
+    method is labelling.method where the study registers with it, else (labelling.atlases: 0) the study's
+    first method. A subject that was one of the template's inputs is not held out: its own labels voted on
+    the template's, so its accuracy rows say held_out false and stay out of labelling.tsv's summary."""
+    layout: Layout
+    name: str                               # template.name: the fixed subject tpl-{name}
+    method: str
+    subjects: tuple[Subject, ...]           # the moving subject of every pair to the template
+    protocols: dict[str, str]               # protocol id -> cohort
+    inputs: frozenset[Subject]              # the template's inputs
+
+    @classmethod
+    def build(cls, design: str, settings: LabellingSettings, methods: list[str], subjects: list[Subject],
+              template_name: str, template_inputs: frozenset[Subject] | set[Subject], labelled_cohorts: list[str],
+              layout: Layout) -> "TemplateRoute | None":
+        """None unless design is template. subjects: the moving subjects of the design's pairs."""
+        if design != "template":
+            return None
+        if settings.method in methods:
+            method = settings.method
+        elif settings.atlases == 0 and methods:
+            method = methods[0]
+        else:
+            raise SheetError(f"labelling.method: {settings.method!r} is not one of the study's methods {methods}; with "
+                             "design: template the template's labels reach each subject through that method's "
+                             "registration to the template: add it to methods or name one of them")
+        cohorts = [c for c in labelled_cohorts if not settings.cohorts or c in settings.cohorts]
+        return cls(layout, template_name, method, tuple(subjects), {protocol_id(c): c for c in cohorts},
+                   frozenset(template_inputs))
+
+    @property
+    def fixed(self) -> str:
+        return f"tpl-{self.name}"
+
+    def outputs(self, cohort: str, subject: str) -> dict[str, Any]:
+        return template_route_outputs(self.layout, cohort, subject, list(self.protocols), self.name)
+
+    def jobs(self) -> list[tuple[str, str, str]]:
+        """(cohort, subject, protocol) of every template-route labelling (the tables' rows)."""
+        return [(c, s, p) for c, s in self.subjects for p in self.protocols]
+
+    def manual_labels(self, cohort: str, subject: str, labels_file: str) -> dict[str, str]:
+        """protocol -> the subject's own labels file, for the protocol of its own cohort (accuracy)."""
+        return {p: labels_file for p, c in self.protocols.items() if c == cohort and labels_file}
+
+    def held_out(self, cohort: str, subject: str) -> bool:
+        return (cohort, subject) not in self.inputs
+
+    def files(self) -> tuple[list[str], list[str], list[str]]:
+        """Every template-route volumes.tsv, accuracy.tsv and log, in jobs() order."""
+        return template_route_files(self.layout, self.jobs(), self.name)
+
+
+def template_route_files(layout: Layout, jobs: list[tuple[str, str, str]], template: str
+                         ) -> tuple[list[str], list[str], list[str]]:
+    """The volumes.tsv, accuracy.tsv and log of each template-route (cohort, subject, protocol)."""
+    vols, accs, logs = [], [], []
+    for c, s, p in jobs:
+        out = template_route_outputs(layout, c, s, [p], template)["protocols"][p]
+        vols.append(out["volumes"])
+        accs.append(out["accuracy"])
+        logs.append(layout.template_route_witness().format(cohort=c, subject=s))
+    return vols, accs, logs

@@ -119,7 +119,20 @@ def label_subject(ids: dict[str, str], target: dict[str, str], atlases: list[dic
     registered = register_atlases(target, atlases, int(settings["atlases"]), method, method_params, affine, workdir,
                                   threads, who)
     raw, fused, agreement, _ = carry_and_fuse(target, registered, settings, who)
-    atlases = [a for a, _ in registered]
+    used = ",".join(a["subject"] for a, _ in registered)
+    dice = write_subject_labels(ids, raw, fused, agreement, target, outputs, used)
+    log.info("%s atlas-%s: from %s (%s); leave-one-out mean Dice %s", who, ids["protocol"], used, settings["fusion"],
+             f"{dice:.4f}" if dice == dice else "n/a")
+    return {"atlases": used, "dice_mean": dice}
+
+
+def write_subject_labels(ids: dict[str, str], raw: nib.Nifti1Image, fused: np.ndarray, agreement: np.ndarray,
+                         target: dict[str, str], outputs: dict[str, str], source: str, route: str = "atlases",
+                         held_out: bool = True) -> float:
+    """A subject's label map and agreement on its own grid (raw: the sheet's T1), its regional volumes, and,
+    where it has manual labels of this protocol (target["labels"]), their accuracy. Both routes (atlases,
+    template) write the same files. Returns the mean Dice against its manual labels (nan without them)."""
+    who = f"{ids['cohort']}/{ids['subject']}"
     for data, dtype, path in ((fused, np.int32, outputs["dseg"]), (agreement, np.float32, outputs["agreement"])):
         header = raw.header.copy()  # the sheet T1's header: its grid, orientation and units
         header.set_data_dtype(dtype)
@@ -128,8 +141,7 @@ def label_subject(ids: dict[str, str], target: dict[str, str], atlases: list[dic
     voxel = voxel_ml(raw.header.get_zooms())
     mask_img = nib.load(target["mask"])
     brain_ml = float((np.asarray(mask_img.dataobj) > 0).sum()) * voxel_ml(mask_img.header.get_zooms())
-    used = ",".join(a["subject"] for a in atlases)
-    base = {**ids, "atlases": used, "status": "ok", "error": ""}
+    base = {**ids, "atlases": source, "status": "ok", "error": "", "route": route}
     regions = region_volumes(fused, voxel, agreement)
     rows = [{**base, "label": label, "volume_ml": v, "agreement": agr} for label, (v, agr) in sorted(regions.items())]
     rows.append({**base, "label": "labelled", "volume_ml": sum(v for v, _ in regions.values()),
@@ -138,12 +150,10 @@ def label_subject(ids: dict[str, str], target: dict[str, str], atlases: list[dic
     write_text_atomic(_table(rows, VOLUME_COLUMNS), outputs["volumes"])
 
     acc: list[dict[str, Any]] = []
-    if target.get("labels"):  # an atlas of this protocol, labelled from the others: how right that is
+    if target.get("labels"):  # manual labels of this protocol: how right the propagated ones are
         manual = labels_as_int(load_volume(target["labels"], who, "label map"), who, target["labels"])
         check_same_grid(raw, manual, who, target["labels"], "label map")
-        acc = [{**ids, **r} for r in accuracy(fused, np.asarray(manual.dataobj), voxel)]
+        acc = [{**ids, **r, "route": route, "held_out": held_out}
+               for r in accuracy(fused, np.asarray(manual.dataobj), voxel)]
     write_text_atomic(_table(acc, ACCURACY_COLUMNS), outputs["accuracy"])
-    dice = float(np.mean([r["dice"] for r in acc])) if acc else float("nan")
-    log.info("%s atlas-%s: %d regions from %s (%s); leave-one-out mean Dice %s", who, ids["protocol"], len(regions),
-             used, settings["fusion"], f"{dice:.4f}" if acc else "n/a")
-    return {"regions": len(regions), "atlases": used, "dice_mean": dice}
+    return float(np.mean([r["dice"] for r in acc])) if acc else float("nan")

@@ -7,6 +7,10 @@ protocol and region (robust z beyond qc.z_warn, as the pair QC does) and low mea
 
 labelling.tsv: the leave-one-out accuracy of every atlas labelled from the others, per region (Dice,
 volume error in %), and per protocol a summary row (subject ``ALL``, label ``mean``).
+
+Both tables have a ``route`` column: ``atlases`` (multi-atlas fusion) or ``template`` (design: template, the
+template's labels); the summary rows are per protocol and route, over held-out subjects only (a template
+input's own labels voted on the template's labels, so its accuracy is listed but not summarised).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from ..evaluation.qc import robust_z
 from ..io import write_text_atomic
 from ..paths import Layout
 from ..study.aggregate import first_error
-from .plan import subject_outputs
+from .plan import subject_outputs, template_route_files
 from .volumes import ACCURACY_COLUMNS, VOLUME_COLUMNS
 
 LOW_AGREEMENT = 0.5  # a region whose atlases agree on fewer than half its voxels' labels, on average
@@ -30,19 +34,26 @@ LOW_AGREEMENT = 0.5  # a region whose atlases agree on fewer than half its voxel
 def _read(path: str, columns: list[str]) -> pd.DataFrame:
     table = pd.read_csv(path, sep="\t", dtype={"subject": str, "cohort": str, "protocol": str, "label": str},
                         keep_default_na=False, na_values=["nan"])
-    return table.reindex(columns=columns)
+    table = table.reindex(columns=columns)
+    if "route" in table:  # files of a version before the template route: the atlas route, held out
+        table["route"] = table["route"].fillna("atlases").replace("", "atlases")
+    if "held_out" in table:
+        table["held_out"] = ~table["held_out"].astype(str).str.lower().isin(["false", "0"])
+    return table
 
 
 def volume_table(jobs: list[tuple[str, str, str]], volumes: list[str], logs: list[str],
-                 qc: dict[str, Any] | None = None) -> pd.DataFrame:
-    """jobs: (cohort, subject, protocol), with each one's volumes.tsv and log, in the same order."""
+                 qc: dict[str, Any] | None = None, routes: list[str] | None = None) -> pd.DataFrame:
+    """jobs: (cohort, subject, protocol), with each one's volumes.tsv, log and route (default atlases), in the
+    same order."""
     parts, failed = [], []
-    for (c, s, p), path, log in zip(jobs, volumes, logs):
+    for (c, s, p), path, log, route in zip(jobs, volumes, logs, routes or ["atlases"] * len(jobs)):
         if os.path.exists(path):
             parts.append(_read(path, VOLUME_COLUMNS))
         else:
             failed.append({"cohort": c, "subject": s, "protocol": p, "label": "", "volume_ml": float("nan"),
-                           "agreement": float("nan"), "atlases": "", "status": "failed", "error": first_error((log,))})
+                           "agreement": float("nan"), "atlases": "", "status": "failed", "error": first_error((log,)),
+                           "route": route})
     table = pd.concat(parts + [pd.DataFrame(failed, columns=VOLUME_COLUMNS)], ignore_index=True) if parts or failed \
         else pd.DataFrame(columns=VOLUME_COLUMNS)
     return flag_outliers(table, qc or {})
@@ -56,7 +67,7 @@ def flag_outliers(table: pd.DataFrame, qc: dict[str, Any]) -> pd.DataFrame:
     table["qc"], table["qc_reason"] = "ok", ""
     table.loc[table["status"] != "ok", ["qc", "qc_reason"]] = ["fail", "labelling failed"]
     ok = table["status"] == "ok"
-    for _, idx in table[ok].groupby(["protocol", "label"]).groups.items():
+    for _, idx in table[ok].groupby(["protocol", "route", "label"]).groups.items():
         if len(idx) < need:
             continue
         z = robust_z(table.loc[idx, "volume_ml"].to_numpy(float), float(qc.get("min_spread", 0.02)))
@@ -69,14 +80,15 @@ def flag_outliers(table: pd.DataFrame, qc: dict[str, Any]) -> pd.DataFrame:
 
 
 def accuracy_table(paths: list[str]) -> pd.DataFrame:
-    """Every atlas's leave-one-out accuracy per region, then per protocol the mean over its atlases."""
+    """Every labelled subject's accuracy per region, then per protocol and route the mean over the held-out ones."""
     parts = [_read(p, ACCURACY_COLUMNS) for p in paths if os.path.exists(p)]
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ACCURACY_COLUMNS)
     table = table[table["label"].astype(str) != ""] if len(table) else table
     summary = []
-    for protocol, grp in table.groupby("protocol"):
+    for (protocol, route), grp in table[table["held_out"].astype(bool)].groupby(["protocol", "route"]):
         per_subject = grp.groupby(["cohort", "subject"])
         summary.append({"cohort": grp["cohort"].iloc[0], "subject": "ALL", "protocol": protocol, "label": "mean",
+                        "route": route, "held_out": True,
                         "dice": float(per_subject["dice"].mean().mean()),
                         "volume_ml": float(grp["volume_ml"].astype(float).mean()),
                         "manual_ml": float(grp["manual_ml"].astype(float).mean()),
@@ -86,8 +98,8 @@ def accuracy_table(paths: list[str]) -> pd.DataFrame:
 
 def write_labelling_tables(jobs: list[tuple[str, str, str]], volumes: list[str], accuracies: list[str], logs: list[str],
                            volumes_tsv: str, labelling_tsv: str, qc: dict[str, Any] | None = None,
-                           figure: str | None = None) -> pd.DataFrame:
-    table = volume_table(jobs, volumes, logs, qc)
+                           figure: str | None = None, routes: list[str] | None = None) -> pd.DataFrame:
+    table = volume_table(jobs, volumes, logs, qc, routes)
     acc = accuracy_table(accuracies)
     write_text_atomic(table.to_csv(sep="\t", index=False, float_format="%.6g"), volumes_tsv)
     write_text_atomic(acc.to_csv(sep="\t", index=False, float_format="%.6g"), labelling_tsv)
@@ -103,20 +115,22 @@ def labelling_figure(volumes: pd.DataFrame, accuracy: pd.DataFrame, path: str) -
 
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    per_atlas = accuracy[accuracy["subject"] != "ALL"].groupby(["protocol", "subject"])["dice"].mean().reset_index()
-    protocols = sorted(per_atlas["protocol"].unique())
-    for i, p in enumerate(protocols):
-        d = per_atlas[per_atlas["protocol"] == p]["dice"]
+    rows = accuracy[(accuracy["subject"] != "ALL") & accuracy["held_out"].astype(bool)]
+    per_subject = rows.groupby(["protocol", "route", "subject"])["dice"].mean().reset_index()
+    groups = sorted({(p, r) for p, r in zip(per_subject["protocol"], per_subject["route"])})
+    for i, (p, r) in enumerate(groups):
+        d = per_subject[(per_subject["protocol"] == p) & (per_subject["route"] == r)]["dice"]
         left.scatter(np.full(len(d), i), d, alpha=0.7)
         left.hlines(d.mean(), i - 0.3, i + 0.3, color="k")
-    left.set_xticks(range(len(protocols)), [f"atlas-{p}" for p in protocols])
-    left.set_ylabel("leave-one-out mean Dice per atlas")
-    left.set_title("Accuracy (each atlas labelled from the others)")
+    left.set_xticks(range(len(groups)), [f"atlas-{p}\n{r}" for p, r in groups])
+    left.set_ylabel("mean Dice per held-out subject")
+    left.set_title("Accuracy (atlases: each labelled from the others)")
     total = volumes[(volumes["label"].astype(str) == "labelled") & (volumes["status"] == "ok")].copy()
-    groups = sorted({(c, p) for c, p in zip(total["cohort"], total["protocol"])})
-    data = [total[(total["cohort"] == c) & (total["protocol"] == p)]["volume_ml"].astype(float) for c, p in groups]
-    if groups:
-        right.boxplot(data, tick_labels=[f"{c}\natlas-{p}" for c, p in groups])
+    boxes = sorted({(c, p, r) for c, p, r in zip(total["cohort"], total["protocol"], total["route"])})
+    data = [total[(total["cohort"] == c) & (total["protocol"] == p) & (total["route"] == r)]["volume_ml"].astype(float)
+            for c, p, r in boxes]
+    if boxes:
+        right.boxplot(data, tick_labels=[f"{c}\natlas-{p}" + (f"\n{r}" if r != "atlases" else "") for c, p, r in boxes])
     flagged = volumes[volumes["qc"] != "ok"].drop_duplicates(["cohort", "subject", "protocol"])
     right.set_ylabel("labelled volume (mL)")
     named = ", ".join(f"{r.cohort}/{r.subject}" for r in flagged.head(6).itertuples())
@@ -127,9 +141,16 @@ def labelling_figure(volumes: pd.DataFrame, accuracy: pd.DataFrame, path: str) -
 
 
 def write_study_tables(L: Layout, jobs: list[tuple[str, str, str]], qc: dict[str, Any] | None = None,
-                       figure: str | None = None) -> pd.DataFrame:
-    """volumes.tsv and labelling.tsv of every (cohort, subject, protocol), its files and logs spelled by L."""
+                       figure: str | None = None, route_jobs: list[tuple[str, str, str]] | None = None,
+                       template: str = "") -> pd.DataFrame:
+    """volumes.tsv and labelling.tsv of every (cohort, subject, protocol), its files and logs spelled by L, and
+    with a template route (design: template; route_jobs, the template's name) its rows too."""
     files = [subject_outputs(L, *j) for j in jobs]
+    vols, accs = [f["volumes"] for f in files], [f["accuracy"] for f in files]
     logs = [L.labelling_witness().format(cohort=c, subject=s, protocol=p) for c, s, p in jobs]
-    return write_labelling_tables(jobs, [f["volumes"] for f in files], [f["accuracy"] for f in files], logs,
-                                  L.table("volumes"), L.table("labelling"), qc, figure)
+    routes = ["atlases"] * len(jobs)
+    if route_jobs:
+        t_vols, t_accs, t_logs = template_route_files(L, route_jobs, template)
+        jobs, vols, accs, logs = jobs + route_jobs, vols + t_vols, accs + t_accs, logs + t_logs
+        routes += ["template"] * len(t_vols)
+    return write_labelling_tables(jobs, vols, accs, logs, L.table("volumes"), L.table("labelling"), qc, figure, routes)

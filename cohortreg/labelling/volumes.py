@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-VOLUME_COLUMNS = ["cohort", "subject", "protocol", "label", "volume_ml", "agreement", "atlases", "status", "error"]
-ACCURACY_COLUMNS = ["cohort", "subject", "protocol", "label", "dice", "volume_ml", "manual_ml", "volume_error_pct"]
+# route: atlases (multi-atlas fusion) or template (design: template, the template's labels); appended last so
+# that the columns of earlier tables keep their places
+VOLUME_COLUMNS = ["cohort", "subject", "protocol", "label", "volume_ml", "agreement", "atlases", "status", "error",
+                  "route"]
+# held_out: the subject's own labels did not make what labelled it (always true for the atlas route, which is
+# leave-one-out; for the template route, true where the subject was not one of the template's inputs)
+ACCURACY_COLUMNS = ["cohort", "subject", "protocol", "label", "dice", "volume_ml", "manual_ml", "volume_error_pct",
+                    "route", "held_out"]
 
 
 def region_volumes(labels: np.ndarray, voxel_ml: float, agreement: np.ndarray | None = None

@@ -95,11 +95,15 @@ rule labelling_tables:
         volumes=report(L.table("volumes"), caption="../report/volumes.rst", category="9. Regional volumes"),
         labelling=report(L.table("labelling"), caption="../report/labelling.rst", category="9. Regional volumes"),
         figure=report(L.report_file("labelling.png"), caption="../report/labelling.rst", category="9. Regional volumes"),
+        flagged=report(directory(L.report_file("labelling_flagged")), patterns=["{name}.png"],
+                       caption="../report/labelling.rst", category="9. Regional volumes", labels={"picture": "{name}"}),
     params:
         out=lambda w: L.out,
         jobs=LABELLING.jobs(),
         route_jobs=TEMPLATE_ROUTE.jobs() if TEMPLATE_ROUTE else [],
         template=TEMPLATE.name,
+        samples=config["samples"],  # the flagged subjects' own T1s, for their pictures
+        bids=config.get("bids"),
         qc=config["qc"],
         code=CODE["labelling_tables"],
     log:

@@ -2,6 +2,7 @@
 a small study whose every subject gets labels on its own grid, with the reruns the README documents."""
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -242,6 +243,21 @@ def test_a_failed_labelling_is_a_row_with_its_reason_and_outliers_are_flagged(tm
     assert table.set_index("subject").loc["05", "qc"] == "warn" and "robust z" in table.set_index("subject").loc["05", "qc_reason"]
     assert set(table[table["subject"].isin(["00", "01", "02", "04", "06", "07"])]["qc"]) == {"ok"}
     assert list(accuracy_table([]).columns)[:4] == ["cohort", "subject", "protocol", "label"]
+    # one picture per flagged labelling that finished: 05's, from its own T1 and label map
+    from cohortreg.labelling.pictures import flagged_pictures
+
+    layout = Layout(str(tmp_path / "out"))
+    dseg = Path(layout.atlas_dseg.format(cohort="a", subject="05", protocol="p"))
+    dseg.parent.mkdir(parents=True)
+    labels = np.zeros((20, 24, 16), np.int32)
+    labels[5:15, 6:18, 4:12] = 7
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), dseg)
+    nib.save(nib.Nifti1Image(labels.astype(np.float32) * 10, np.eye(4)), tmp_path / "t1.nii.gz")
+    pictures = flagged_pictures(table, layout, lambda c, s: str(tmp_path / "t1.nii.gz"), "", str(tmp_path / "pics"))
+    assert [Path(p).name for p in pictures] == ["a.05.p.atlases.png"]
+    from PIL import Image
+
+    assert Image.open(pictures[0]).size[0] == 24 + 2 * 20  # sagittal, coronal, axial side by side
 
 
 def test_the_vote_is_the_weighted_mode_with_ties_to_the_smaller_label():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,9 @@ def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
         elif s.startswith("wildcards:") and jobs:
             jobs[-1][1].update(kv.strip().split("=", 1) for kv in s[len("wildcards:"):].split(",") if "=" in kv)
     return [j for j in jobs if j[0] != "all"]
+
+
+def docutils_problems(output: str) -> list[str]:
+    """The lines in which docutils reports an error or a warning while Snakemake builds a report from the
+    captions in report/*.rst (a caption with an error shows the error in the report instead of its text)."""
+    return [line for line in output.splitlines() if re.search(r"\((WARNING|ERROR|SEVERE)/\d\)", line)]

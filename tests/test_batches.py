@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cohortreg.batches.items import Item, backdate_failed, chains, chunk, forks_items, item_threads, pending, run_items
-from tests.conftest import planned_jobs, run_snakemake
+from tests.conftest import docutils_problems, planned_jobs, run_snakemake
 from tests.test_workflow import add_bad_subjects, config_args
 
 
@@ -165,7 +165,7 @@ def test_items_that_hold_the_gil_run_side_by_side_in_processes_and_their_failure
     import logging
 
     caplog.set_level(logging.INFO, logger="cohortreg")  # the batch's own lines and tracebacks, in the items' logs
-    # the mechanism, not a speed ratio (bench/bench_fork_items.py measures the gain): with processes, each
+    # the mechanism, not a speed ratio (the retired fork_items benchmark measured the gain: bench/results/fork_items.json): with processes, each
     # item runs in a process of its own, both at once, and computes what it computes in this process
     items = [_gil_item(tmp_path, "pa", partner="pb"), _gil_item(tmp_path, "pb", partner="pa")]
     out = run_items(items, str(tmp_path / "pa.json"), workers=2, processes=True)
@@ -268,6 +268,7 @@ def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_co
     assert shown == sorted(f"ph.{r.moving}.to.{r.fixed}.{r.method}.png" for r in ok.itertuples()), shown
     r = run_snakemake("--cores", "1", *args, "--report", d / "report.html", cwd=d)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert not docutils_problems(r.stdout + r.stderr), docutils_problems(r.stdout + r.stderr)  # every caption renders
     html = (d / "report.html").read_text()
     assert "3b. QC: every pair" in html and "ph.02.to.01.ants.png" in html, html[-2000:]
 

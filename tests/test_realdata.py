@@ -9,7 +9,7 @@ from cohortreg.sheet.datasets import SHARED_DATA, write_sheet
 from cohortreg.jobs import pin_threads
 from cohortreg.subject.preprocess import PreprocessSettings, preprocess_subject
 from cohortreg.subject.skullstrip import AtlasSettings, extract_brain, mask_dice
-from tests.conftest import needs_shared_data, run_snakemake
+from tests.conftest import docutils_problems, needs_shared_data, run_snakemake
 
 pytestmark = [needs_shared_data, pytest.mark.realdata]
 
@@ -49,6 +49,7 @@ def check_study_report(tmp_path, sheet, dice):
                       f"outdir={out}", "methods=[affine,ants,torch]", "--report", out / "report.html", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     html = (out / "report.html").read_text(errors="replace")
+    assert not docutils_problems(r.stdout + r.stderr), docutils_problems(r.stdout + r.stderr)  # every caption renders
     for needle in ("CohortReg study report", "2. Paired statistics", "3a. QC: worst pairs", "3b. QC: every pair",
                    "4. MI(i;s) and Dice", "7. Settings and provenance", "sub-S02_space-S01_desc-overlay_T1w.png"):
         assert needle in html, needle

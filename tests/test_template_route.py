@@ -15,7 +15,7 @@ from cohortreg.labelling.template_route import log_jacobian
 from cohortreg.labelling.volumes import ACCURACY_COLUMNS
 from cohortreg.paths import Layout
 from cohortreg.sheet.samples import SheetError
-from tests.conftest import needs_shared_data, planned_jobs, run_snakemake
+from tests.conftest import docutils_problems, needs_shared_data, planned_jobs, run_snakemake
 
 L = Layout("OUT")
 
@@ -144,6 +144,10 @@ def test_a_held_out_subject_gets_the_templates_labels_on_its_grid_and_an_appende
     # nothing reruns
     r = run_snakemake("-n", *args, cwd=tmp_path)
     assert planned_jobs(r.stdout + r.stderr) == [], r.stdout[-2000:]
+    # the report: its "Regional volumes" section, every caption rendered
+    r = run_snakemake(*args, "--report", tmp_path / "report.html", cwd=tmp_path)
+    assert r.returncode == 0 and not docutils_problems(r.stdout + r.stderr), r.stderr[-3000:]
+    assert "9. Regional volumes" in (tmp_path / "report.html").read_text(errors="replace")
     # a new unlabelled test subject: its own subject jobs, registration, atlas labelling and template route,
     # then the tables; the template and the others' results are kept
     rows = sheet.read_text().splitlines()

@@ -6,7 +6,7 @@ no real data are needed), times sheet reading + validation in-process, then time
 the per-pair files of a 20,000-pair run (metrics.json, labels.tsv with 56 labels, two benchmark
 files) and times ``cohortreg.study.aggregate.write_tables`` on them.
 
-    python bench/bench_scale.py --sizes 1000 5000 20000 --batch-sizes 1 50 --aggregate 20000
+    python -m bench run scale --sizes 1000 5000 20000 --batch-sizes 1 50 --aggregate 20000
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -22,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import bench  # noqa: E402,F401  (bench/__init__.py: the scontrol stub for every Snakemake it starts)
-from cohortreg.study.aggregate import PairResult, pair_row, write_tables  # noqa: E402
-from cohortreg.sheet.samples import design_pairs, read_sheet  # noqa: E402
+from bench.harness import ROOT, commit, machine, result_path
+from cohortreg.study.aggregate import PairResult, pair_row, write_tables
+from cohortreg.sheet.samples import design_pairs, read_sheet
 
 COHORTS = 4
 
@@ -129,16 +126,14 @@ def slurm_state() -> str:
     return "plugin installed, controller " + ("up" if up else "down (each call waits ~10 s on scontrol)")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 5000, 20000])
     ap.add_argument("--methods", default="affine,ants")
     ap.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 50], help="config batch_size values")
     ap.add_argument("--aggregate", type=int, default=20000)
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "scale")
-    ap.add_argument("--merge", action="store_true",
-                    help="keep the rows of the last results file that this run does not redo (same subjects and batch)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for n, b in ((n, b) for n in args.sizes for b in args.batch_sizes):
@@ -150,21 +145,12 @@ def main() -> int:
     if agg:
         print(f"aggregate {agg['pairs']} pairs ({agg['label_rows']} label rows): {agg['seconds']:.1f} s from per-pair "
               f"files, {agg['seconds_batch_manifests']:.1f} s from batch manifests ({agg['cache']})")
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_at_end": os.getloadavg(),
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                     text=True).stdout.strip(),
-            "slurm": slurm_state(),
-            "machine": {"host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version()}}
-    res = ROOT / "bench" / "results" / "scale_dry_run.json"
-    if args.merge and res.exists() and rows:
-        redone = {(r["subjects"], r["batch_size"]) for r in rows}
-        old = json.loads(res.read_text())
-        kept = [dict(r, run=old.get("date")) for r in old["results"] if (r["subjects"], r.get("batch_size", 1)) not in redone]
-        rows = sorted(kept + rows, key=lambda r: (r.get("batch_size", 1), r["subjects"]))
-    for name, data in (("scale_dry_run", rows), ("scale_aggregate", agg)):
-        if data:  # each part has its own file, so running one part keeps the other's last result
-            res = ROOT / "bench" / "results" / f"{name}.json"
-            res.write_text(json.dumps({"benchmark": name, **meta, "results": data}, indent=2) + "\n")
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_at_end": os.getloadavg(), "commit": commit(),
+            "slurm": slurm_state(), "machine": machine()}
+    for name, data in (("dry_run", rows), ("aggregate", agg)):
+        if data:  # each part has its own file
+            res = result_path("scale", name)
+            res.write_text(json.dumps({"benchmark": f"scale_{name}", **meta, "results": data}, indent=2) + "\n")
             print(f"written {res}")
     return 0
 

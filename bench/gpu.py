@@ -3,8 +3,8 @@
 real grids (2 mm: LPBA40's 80x96x80 crop-free grid; 1 mm: 160x192x160), since the device machine has no
 ../shared/data. Accuracy is the CPU benches' business; this says what a GPU buys per pair and per stack.
 
-    python bench/bench_gpu.py --devices cpu cuda     # bench/results/gpu_check_<host>.json
-    python bench/bench_gpu.py --devices cpu --quick  # a check of the script itself on this VM
+    python -m bench run gpu --devices cpu cuda     # bench/results/gpu_check_<host>.json
+    python -m bench run gpu --devices cpu --quick  # a check of the script itself on this VM
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from cohortreg.torchreg.affine import AffineTorchSettings, Geometry, register_affine  # noqa: E402
-from cohortreg.torchreg.greedy import GreedySettings, register_greedy  # noqa: E402
+from bench.harness import result_path
+from cohortreg.torchreg.affine import AffineTorchSettings, Geometry, register_affine
+from cohortreg.torchreg.greedy import GreedySettings, register_greedy
 
 DEFAULT = GreedySettings(scales=(4, 2, 1), iterations=(100, 50, 25), window=5, lr=0.15, warp_sigma=0.75)  # torch's preset
 
@@ -87,13 +86,13 @@ def cases(quick: bool) -> dict[str, Callable[[torch.device], Callable[[], Any]]]
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small grids: checks the script, measures nothing")
     ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     devices = [torch.device(d) for d in args.devices if d != "cuda" or torch.cuda.is_available()]
     rows = []
     for name, make in cases(args.quick).items():
@@ -105,7 +104,7 @@ def main() -> int:
         print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     res = {"benchmark": "gpu_check", "host": platform.node(), "torch": torch.__version__, "threads": torch.get_num_threads(),
            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "", "quick": args.quick, "rows": rows}
-    path = args.out or ROOT / "bench" / "results" / f"gpu_check_{platform.node()}{'_quick' if args.quick else ''}.json"
+    path = args.out or result_path("gpu", f"{platform.node()}{'_quick' if args.quick else ''}")
     path.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {path}")
     return 0

@@ -10,14 +10,13 @@ volume (ICC(3,1), mean absolute error in %, averaged over regions); from the job
 per test subject of each route (template: its affine and registration to the template plus the route job;
 atlases: its labelling job), and the template build's wall time.
 
-    python bench/bench_template_route.py --cohorts lpba40:10:6,oasis:8:4 --k 5   (cohort:pool:targets)
+    python -m bench run template_route --cohorts lpba40:10:6,oasis:8:4 --k 5   (cohort:pool:targets)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,11 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.labelling.volumes import icc_3_1  # noqa: E402
-from cohortreg.sheet.datasets import COHORTS, write_sheet  # noqa: E402
+from bench.harness import ROOT, commit as bench_commit, machine, result_path, snakemake_env
+from cohortreg.labelling.volumes import icc_3_1
+from cohortreg.sheet.datasets import COHORTS, write_sheet
 
 
 def seconds(path: Path) -> float:
@@ -51,20 +48,20 @@ def route_summary(acc: pd.DataFrame, route: str, targets: list[str]) -> dict:
             "volume_abs_error_pct_mean": float(np.mean(errors)) if errors else None}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cohorts", default="lpba40:10:6,oasis:8:4", help="cohort:pool:targets, comma-separated")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--out", default="template_route_2mm")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_template_route_"))
     result: dict = {"benchmark": "template_route", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": bench_commit(),
                     "machine": machine(), "cores": args.cores, "k": args.k,
                     "template_iterations": args.iterations, "method": "torch", "fusion": "majority", "cohorts": {}}
-    dest = ROOT / "bench" / "results" / f"{args.out}.json"
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    dest = result_path("template_route", args.out)
+    env = snakemake_env()
     for spec in args.cohorts.split(","):
         cohort, n_pool, n_targets = spec.split(":")
         ids = COHORTS[cohort][1][:int(n_pool) + int(n_targets)]

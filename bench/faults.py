@@ -10,7 +10,7 @@ subjects S01..S11 (S01 the reference), plus OASIS-TRT sub-01..12 unchanged, at 2
 started on the same outdir, SIGKILL of a batch job then a rerun, a disk that fills mid-run (a
 small tmpfs outdir, root only) then a rerun after freeing space.
 
-    python bench/bench_faults.py            # writes bench/results/faults.json
+    python -m bench run faults            # writes bench/results/faults.json
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from bench.harness import ROOT, commit as bench_commit, machine, result_path
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet
 
 LPBA = SHARED_DATA / "lpba40"
 LAB = "labels_lpba56.nii.gz"
@@ -243,11 +241,11 @@ def run_faults(work: Path) -> dict:
     return res
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spacing", type=float, default=2.0)
     ap.add_argument("--skip-run-faults", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
@@ -260,7 +258,7 @@ def main() -> int:
     out["data_faults"] = data_faults(work / "data", args.spacing)
     if not args.skip_run_faults:
         out["run_faults"] = run_faults(work / "run")
-    res = ROOT / "bench" / "results" / "faults.json"
+    res = result_path("faults")
     res.write_text(json.dumps(out, indent=1) + "\n")
     print(f"{'case':<20} {'expected':<16} {'affine':<28} {'torch':<28} ok")
     for name, c in out["data_faults"]["cases"].items():

@@ -9,12 +9,12 @@ Models: trained on each cohort, unsupervised and weakly supervised, each for at 
 across), as ``learned`` and as ``learned_io``, beside affine, ants and torch on the same pairs.
 Then ``learned_io`` Dice against its number of IO iterations on one model.
 
-    python bench/bench_learned.py --minutes 8        # writes bench/results/learned_2mm.json
-    python bench/bench_learned.py --models-from OUT/models   # the same pairs with trained models
+    python -m bench run learned --minutes 8        # writes bench/results/learned_2mm.json
+    python -m bench run learned --models-from OUT/models   # the same pairs with trained models
         # (each method's ``checkpoint:``, no training): bench/results/learned_2mm_inference.json
-    python bench/bench_learned.py --models-from OUT/models --classical affine,torch --io-sweep \\
+    python -m bench run learned --models-from OUT/models --classical affine,torch --io-sweep \\
         --schedules 50,25,12 0,25,6 --batch-size 10 --tag schedules   # IO schedules on every model
-    python bench/bench_learned.py --minutes 12 --classical affine,torch --batch-size 10 \\
+    python -m bench run learned --minutes 12 --classical affine,torch --batch-size 10 \\
         --residual-schedules 0,12,6 0,25,6 --tag cropped   # + residual IO on every model
 """
 
@@ -31,62 +31,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet as datasets_write_sheet  # noqa: E402
-
-SPLITS = {"lpba40": {"test": [f"S{i:02d}" for i in range(1, 10)], "val": ["S10"], "train": [f"S{i:02d}" for i in range(11, 21)]},
-          "oasis": {"test": ["10", "11", "12"], "val": ["09"], "train": [f"{i:02d}" for i in range(1, 9)]}}
-SHORT = {"lpba40": "lpba", "oasis": "oasis"}
-
-
-def write_sheet(path: Path) -> Path:
-    """The test subjects first in each cohort: the first is the reference."""
-    order = {c: sp["test"] + sp["val"] + sp["train"] for c, sp in SPLITS.items()}
-    which = {(c, sid): w for c, sp in SPLITS.items() for w, ids in sp.items() for sid in ids}
-    return datasets_write_sheet(path, order, split=lambda c, s: which[(c, s)])
-
-
-def config(work: Path, minutes: float, classical: list[str], io_sweep: list[int], models_from: Path | None = None,
-           batch_size: int = 1, schedules: list[list[int]] | None = None, train_cohorts: list[str] | None = None,
-           torch_schedules: list[list[int]] | None = None, residual_schedules: list[list[int]] | None = None) -> dict:
-    methods = list(classical)
-    params: dict = {"ants": {"preset": "default"}, "torch": {"preset": "default", "device": "cpu"}}
-    for sched in torch_schedules or []:  # torch from zero on an IO schedule's budget: what the network buys
-        name = f"torch_{'_'.join(str(i) for i in sched)}"
-        params[name] = {"engine": "torch", "device": "cpu", "iterations": list(sched)}
-        methods.append(name)
-    for cohort in train_cohorts or list(SPLITS):
-        for sup in ("unsupervised", "weak"):
-            name = f"vxm_{SHORT[cohort]}_{'weak' if sup == 'weak' else 'unsup'}"
-            params[name] = {"engine": "learned", "train_cohorts": [cohort], "supervision": sup, "steps": 100000,
-                            "max_minutes": minutes, "val_every": 50, "checkpoint_every": 50, "device": "cpu"}
-            if models_from is not None:  # a model file of one's own: the workflow does not train
-                params[name]["checkpoint"] = str(models_from / name / "model.pt")
-            params[name + "_io"] = {"engine": "learned_io", "model": name, "device": "cpu"}
-            methods += [name, name + "_io"]
-            # IO iterations on the 4/2/1 levels, on every model; residual: the prediction kept, a correction optimised
-            for prefix, extra, scheds in (("io", {}, schedules), ("io_res", {"residual": True}, residual_schedules)):
-                for sched in scheds or []:
-                    variant = f"{name}_{prefix}_{'_'.join(str(i) for i in sched)}"
-                    params[variant] = {"engine": "learned_io", "model": name, "device": "cpu", **extra,
-                                       "iterations": list(sched)}
-                    methods.append(variant)
-    sweep_model = "vxm_lpba_weak" if "lpba40" in (train_cohorts or SPLITS) else f"vxm_{SHORT[train_cohorts[0]]}_weak"
-    for n in io_sweep:  # IO iterations [n, n/2, n/4] on the 4/2/1 levels: 100 is torch's default, 50 learned_io's
-        name = f"{sweep_model}_io{n}"
-        params[name] = {"engine": "learned_io", "model": sweep_model, "device": "cpu",
-                        "iterations": [n, max(n // 2, 0), max(n // 4, 0)]}
-        methods.append(name)
-    # the IO of earlier releases on the sweep's model: the plain greedy scheme from the prediction, which
-    # smooths the prediction away through its levels (residual: false), on learned_io's old default
-    params[f"{sweep_model}_io_plain"] = {"engine": "learned_io", "model": sweep_model, "device": "cpu",
-                                         "residual": False, "iterations": [50, 25, 12]}
-    methods.append(f"{sweep_model}_io_plain")
-    return {"samples": str(write_sheet(work / "samples.tsv")), "outdir": str(work / "out"), "methods": methods,
-            "method_params": params, "preprocess": {"spacing": 2.0}, "batch_size": batch_size}
-
+from bench.harness import ROOT, commit as bench_commit, machine, result_path
+from bench.learned_study import SPLITS, config
+from cohortreg.sheet.datasets import SHARED_DATA, available
 
 def table(pairs: pd.DataFrame) -> pd.DataFrame:
     ok = pairs[pairs.status == "ok"].copy()
@@ -98,7 +45,7 @@ def table(pairs: pd.DataFrame) -> pd.DataFrame:
               .reset_index())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=8.0, help="training wall time per model")
     ap.add_argument("--classical", default="affine,ants,torch")
@@ -116,7 +63,7 @@ def main() -> int:
                     help="train only the models of these cohorts (default: both); each is still tested on both")
     ap.add_argument("--models-from", type=Path, default=None,
                     help="a models/ folder of an earlier run: use its model.pt files as checkpoints, train nothing")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
@@ -149,12 +96,12 @@ def main() -> int:
     commit = bench_commit()
     if models_from is not None:
         training = {"models_from": str(models_from), "note": "trained by an earlier run of this bench; its "
-                    "training figures are in that run's bench/results/learned_2mm.json"}
+                    "training figures are in that run's result file"}
     out = {"benchmark": tag, "commit": commit, "machine": machine(), "minutes_per_model": args.minutes,
            "train_cohorts": args.train_cohorts or list(SPLITS), "options": sys.argv[1:],
            "returncode": r.returncode, "wall_s": round(wall, 1), "splits": SPLITS, "training": training,
            "table": summary.to_dict("records"), "pairs": pairs.to_dict("records")}
-    res = ROOT / "bench" / "results" / f"{tag}.json"
+    res = result_path("learned", tag)
     res.write_text(json.dumps(out, indent=1, default=str) + "\n")
     pd.set_option("display.width", 200)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -7,11 +7,13 @@ table, the gallery (2 x worst_pairs pictures, not 6,000) and the settings tables
 the Snakemake report then holds: with more results than report.inline_pairs, the figures, tables and
 gallery only.
 
-    python bench/bench_report_scale.py [--snakemake]   # bench/results/report_scale.json
+    python -m bench run report_scale [--snakemake]   # bench/results/report_scale.json
         # --snakemake: also snakemake --report on a 2,001-subject study whose report items exist
 """
 
 from __future__ import annotations
+
+import argparse
 
 import json
 import sys
@@ -22,10 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.study.report_figures import write_report_files  # noqa: E402
+from bench.harness import ROOT, commit as bench_commit, machine, result_path
+from cohortreg.study.report_figures import write_report_files
 
 PAIRS, METHODS, LABELS, WORST = 2000, ["affine", "ants", "torch"], 56, 12
 
@@ -110,7 +110,8 @@ def snakemake_report(work: Path) -> dict:
             "snakemake_tail": (r.stdout + r.stderr)[-600:] if r.returncode else ""}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # --help, and no stray options
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         t0 = time.time()
@@ -140,7 +141,7 @@ def main() -> int:
         print(f"snakemake --report on {PAIRS + 1} subjects (batch_size auto): {result['snakemake']}")
     print(f"{PAIRS} pairs x {len(METHODS)} methods: report_figures {t_report:.1f} s, gallery {len(gallery)} pictures, "
           f"items {sum(sizes.values()):.2f} MB")
-    out = ROOT / "bench" / "results" / "report_scale.json"
+    out = result_path("report_scale")
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
     return 0

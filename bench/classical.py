@@ -2,12 +2,12 @@
 
 Runs the real workflow (snakemake --cores 2) on LPBA40 S02..S11 -> S01 and OASIS-TRT
 sub-02..sub-12 -> sub-01 at a given spacing, then prints a table and writes
-bench/results/classical_<spacing>mm_<ants preset>.json with per-pair rows, the machine, and
+bench/results/classical/<date>-<commit>-classical_<spacing>mm_<ants preset>.json with per-pair rows, the machine, and
 torch against ants per pair (Dice difference, seconds and memory ratios) for issue 3. The
 jobs import the package of this checkout (PYTHONPATH), so a bench can run from a snapshot
 worktree while the main checkout changes.
 
-    python bench/bench_classical.py --spacing 2 --preset default --methods affine,ants,torch
+    python -m bench run classical --spacing 2 --preset default --methods affine,ants,torch
 """
 
 from __future__ import annotations
@@ -15,32 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import bench  # noqa: E402,F401  (bench/__init__.py: the scontrol stub for every Snakemake it starts)
-from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
-
-
-def machine() -> dict:
-    import torch  # noqa: F401  (version only)
-
-    return {"host": platform.node(), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
-def commit() -> str:
-    """The checkout's short commit, recorded beside every bench result."""
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+from bench.harness import ROOT, commit, machine, result_path
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet
 
 
 def versus(pairs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
@@ -56,7 +39,7 @@ def versus(pairs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
                          "rss_ratio": x.max_rss_mb / y.max_rss_mb, f"folding_{a}": x.folding_frac}).reset_index()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spacing", type=float, default=2.0)
     ap.add_argument("--preset", default="default", help="ANTs SyN preset")
@@ -69,7 +52,7 @@ def main() -> int:
     ap.add_argument("--tag", default="", help="suffix for the result name (a subset run)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--forcerun", nargs="*", default=[], help="rules to rerun although up to date (after a code change)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
@@ -104,16 +87,13 @@ def main() -> int:
     if len(ratios):
         print("\ntorch vs ants per pair (same run): dice difference, seconds ratio, peak-memory ratio")
         print(ratios.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    out = {"benchmark": tag, "commit": commit + ("+uncommitted changes" if dirty else ""),
+    out = {"benchmark": tag, "commit": commit(),
            "subjects": args.keep or "all listed", "spacing_mm": args.spacing, "ants_preset": args.preset,
            "torch_preset": args.torch_preset, "snakemake_rc": rc,
            "wall_seconds": wall, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "summary": summary.to_dict("records"), "torch_vs_ants": ratios.to_dict("records"),
            "pairs": pairs.to_dict("records")}
-    res = ROOT / "bench" / "results" / f"{tag}.json"
+    res = result_path("classical", tag)
     res.write_text(json.dumps(out, indent=2, default=float) + "\n")
     print(f"written {res}")
     return rc

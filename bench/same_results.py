@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.harness import ROOT, machine, result_path
+
 COLUMNS = ("dice_mean", "hd95", "folding_frac", "sdlogj", "lncc", "n_labels")
 
 
@@ -57,16 +57,14 @@ def run(workflow: Path, sheet: Path, out: Path, methods: str) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    import bench  # noqa: F401  (the scontrol stub for every Snakemake it starts)
-
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline", type=Path, required=True, help="an earlier checkout (a git worktree)")
     ap.add_argument("--cohort", choices=("lpba40", "demo"), default="lpba40")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "same_results")
     ap.add_argument("--methods", default="", help="e.g. affine,torch (default: the config's, as the README's command)")
     ap.add_argument("--beside", default="nothing", help="what ran beside it (the JSON records it)")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     sheet = lpba40_sheet(a.work) if a.cohort == "lpba40" else demo_sheet(a.work)
     tables, seconds = {}, {}
@@ -84,16 +82,17 @@ def main() -> None:
                               text=True).stdout.strip()
 
     doc = {"benchmark": "same_results", "cohort": a.cohort, "methods": sorted({m for *_, m in after.index}), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "machine": {"host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version()},
+           "machine": machine(),
            "baseline_commit": commit(a.baseline), "commit": commit(ROOT), "beside": a.beside,
            "pairs": len(after), "same_rows": same_rows,
            "max_abs_difference": {c: float(v) for c, v in diff.items()} if diff is not None else None,
            "mean_dice": {m: float(g["dice_mean"].mean()) for m, g in after.groupby(level="method")},
            "wall_seconds_not_comparable": seconds}
     tag = f"_{a.methods.replace(',', '_')}" if a.methods else ""
-    path = ROOT / "bench" / "results" / f"same_results_{a.cohort}{tag}.json"
+    path = result_path("same_results", f"{a.cohort}{tag}")
     path.write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc, indent=1))
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ For each it prints the stage table of issue 15 (jobs, mean job seconds from Snak
 benchmark files, which include process start and imports), the wall time per pair, and mean Dice
 per method; and the fixed cost of a job: a fresh interpreter importing what each script imports.
 
-    python bench/bench_throughput.py --cohort lpba40     # bench/results/throughput_lpba40_2mm.json
-    python bench/bench_throughput.py --configs default batched --baseline /tmp/old --tag ab
+    python -m bench run throughput --cohort lpba40     # bench/results/throughput_lpba40_2mm.json
+    python -m bench run throughput --configs default batched --baseline /tmp/old --tag ab
         # each configuration run by an earlier checkout (/tmp/old, e.g. a git worktree) and by this one,
         # alternately in this one process: before and after measured side by side
 """
@@ -35,10 +35,8 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from bench.harness import ROOT, commit as bench_commit, machine, result_path
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet
 
 CONFIGS = {"before": ["affine={engine: ants}", "batch_size=1"],          # the last release's defaults
            "torch_affine": ["affine={engine: torch}", "batch_size=1"],     # one job per pair and stage
@@ -135,7 +133,7 @@ def run(work: Path, name: str, sheet: Path, cores: int, root: Path = ROOT, label
             "per_pair": pairs[["moving", "method", "dice_mean", "seconds", "register_seconds"]].to_dict("records")}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cohort", choices=sorted(SUBJECTS), default="lpba40")
     ap.add_argument("--configs", nargs="*", default=list(CONFIGS))
@@ -145,7 +143,7 @@ def main() -> int:
     ap.add_argument("--tag", default="", help="suffix of the result name (a subset of the configurations)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="an earlier checkout: each configuration runs with it, then with this one")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
@@ -160,7 +158,7 @@ def main() -> int:
             runs.append(run(work, name, sheet, args.cores, args.baseline.resolve(), "before"))
         runs.append(run(work, name, sheet, args.cores, ROOT, "after" if args.baseline else ""))
     name = f"throughput_{args.cohort}_2mm{'' if n == SUBJECTS[args.cohort] else f'_{n}subjects'}"
-    res = ROOT / "bench" / "results" / f"{name}{'_' + args.tag if args.tag else ''}.json"
+    res = result_path("throughput", f"{name}{'_' + args.tag if args.tag else ''}")
     res.write_text(json.dumps({"benchmark": f"throughput_{args.cohort}_2mm", "commit": bench_commit(),
                                "machine": machine(), "cores": args.cores, "subjects": n, "import_seconds": imports, "runs": runs},
                               indent=1, default=str) + "\n")

@@ -11,9 +11,9 @@
    norm from the template to each cohort's inputs (its last round), which should be smaller for
    OASIS-TRT with cohort weighting.
 
-    python bench/bench_template.py            # writes bench/results/template_2mm.json
-    python bench/bench_template.py --skip use balance --stop-below-mm 1.5   # template_2mm_stop.json
-    python bench/bench_template.py --method ants --iterations 2 --skip use balance   # template_2mm_ants.json
+    python -m bench run template            # writes bench/results/template_2mm.json
+    python -m bench run template --skip use balance --stop-below-mm 1.5   # template_2mm_stop.json
+    python -m bench run template --method ants --iterations 2 --skip use balance   # template_2mm_ants.json
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from bench.harness import ROOT, commit as bench_commit, machine, result_path
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet
 
 LPBA = [f"S{i:02d}" for i in range(1, 21)]
 OASIS = [f"{i:02d}" for i in range(1, 13)]
@@ -100,7 +98,7 @@ def cohort_warp_norm(out: Path, name: str, last: int) -> dict[str, float]:
     return {c: float(np.mean(v)) for c, v in res.items()}
 
 
-RESULT = ROOT / "bench" / "results" / "template_2mm.json"
+RESULT = Path("template_2mm")  # its name; the file is result_path("template", name), set in main
 
 
 def save(result: dict) -> None:
@@ -110,7 +108,7 @@ def save(result: dict) -> None:
     print(f"wrote {RESULT}", flush=True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--balance-iterations", type=int, default=2)
@@ -123,12 +121,13 @@ def main() -> int:
     ap.add_argument("--stop-below-mm", type=float, default=None,
                     help="template.stop_below_mm of the build; the results go to template_2mm_stop.json")
     ap.add_argument("--tag", default="", help="suffix of the result name (a rerun beside an earlier result)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     global RESULT
+    RESULT = result_path("template", "template_2mm")
     if args.stop_below_mm is not None:
-        RESULT = RESULT.with_name("template_2mm_stop.json")
+        RESULT = RESULT.with_name(RESULT.stem + "_stop.json")
     if args.method != "torch":
-        RESULT = RESULT.with_name(f"template_2mm_{args.method}.json")
+        RESULT = RESULT.with_name(f"{RESULT.stem}_{args.method}.json")
     if args.tag:
         RESULT = RESULT.with_name(f"{RESULT.stem}_{args.tag}.json")
     if not available():

@@ -4,10 +4,12 @@ Template: Colin27 head (ch2.nii.gz) with ch2bet.nii.gz > 0 as its brain mask. Re
 sub-030: the non-zero region of its aseg label map. Writes bench/results/skullstrip_candi.json
 and a PNG per subject (three orthogonal slices, mask outline in red).
 
-    python bench/bench_skullstrip.py
+    python -m bench run skullstrip
 """
 
 from __future__ import annotations
+
+import argparse
 
 import json
 import sys
@@ -17,13 +19,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench.bench_classical import machine  # noqa: E402
-from cohortreg.sheet.datasets import SHARED_DATA  # noqa: E402
-from cohortreg.jobs import pin_threads  # noqa: E402
-from cohortreg.subject.preprocess import PreprocessSettings, preprocess_subject  # noqa: E402
-from cohortreg.subject.skullstrip import AtlasSettings, extract_brain, mask_dice  # noqa: E402
+from bench.harness import ROOT, commit, machine, result_path
+from cohortreg.sheet.datasets import SHARED_DATA
+from cohortreg.jobs import pin_threads
+from cohortreg.subject.preprocess import PreprocessSettings, preprocess_subject
+from cohortreg.subject.skullstrip import AtlasSettings, extract_brain, mask_dice
 
 
 def picture(t1: np.ndarray, mask: np.ndarray, ref: np.ndarray | None, path: Path, title: str) -> None:
@@ -47,9 +47,11 @@ def picture(t1: np.ndarray, mask: np.ndarray, ref: np.ndarray | None, path: Path
     plt.close(fig)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # --help, and no stray options
     pin_threads(2, seed=42)
     candi, colin = SHARED_DATA / "candi", SHARED_DATA / "colin27"
+    result = result_path("skullstrip", "candi")
     atlas = AtlasSettings(template=str(colin / "ch2.nii.gz"), template_mask=str(colin / "ch2bet.nii.gz"))
     settings = PreprocessSettings(spacing=None, n4=True)
     rows = []
@@ -68,14 +70,14 @@ def main() -> int:
             row["dice_vs_aseg"] = mask_dice(mask, ref)
             row["mask_minus_aseg_frac"] = float((mask & ~ref).sum() / ref.sum())
             row["aseg_minus_mask_frac"] = float((ref & ~mask).sum() / ref.sum())
-        png = ROOT / "bench" / "results" / f"skullstrip_{sub}.png"
+        png = result.with_name(result.stem + f"-{sub}.png")
         picture(pre.t1.get_fdata(), mask, ref, png, sub)
         row["picture"] = str(png.relative_to(ROOT))
         rows.append(row)
         print(row)
-    out = {"benchmark": "skullstrip_candi", "template": "colin27 ch2 + ch2bet>0", "n4": True,
+    out = {"benchmark": "skullstrip_candi", "commit": commit(), "template": "colin27 ch2 + ch2bet>0", "n4": True,
            "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": rows}
-    (ROOT / "bench" / "results" / "skullstrip_candi.json").write_text(json.dumps(out, indent=2) + "\n")
+    result.write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 

@@ -12,7 +12,7 @@ Two studies, each the README command then ``--report``, on real data at 2 mm:
 For each: wall time of the study run and of the report (HTML and zip), the report's size, and
 the study's tables (stats.tsv, mi.tsv, domain_shift.tsv, the MI-vs-Dice correlation).
 
-    python bench/bench_study.py --models-from bench/work/models_8min   # bench/results/study_2mm.json
+    python -m bench run study --models-from bench/work/models_8min   # bench/results/study_2mm.json
 """
 
 from __future__ import annotations
@@ -29,13 +29,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from bench.bench_learned import config as learned_config  # noqa: E402
-from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet  # noqa: E402
+from bench.harness import ROOT, commit as bench_commit, machine, result_path
+from bench.learned_study import config as learned_config
+from cohortreg.sheet.datasets import SHARED_DATA, available, write_sheet
 
-RESULTS = ROOT / "bench" / "results"
+RESULTS = ROOT / "bench" / "results" / "study"
 
 
 def classical_config(work: Path) -> dict:
@@ -114,18 +112,18 @@ def study(name: str, cfg: dict, work: Path, report: bool) -> dict:
     return rec
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models-from", type=Path, default=None, help="models/ of bench_learned.py (domain-shift study)")
     ap.add_argument("--studies", default="classical,domain_shift")
     ap.add_argument("--no-report", action="store_true", help="run the studies only (e.g. before the report exists)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not available():
         print(f"shared data not found at {SHARED_DATA}", file=sys.stderr)
         return 2
     result = {"benchmark": "study_2mm", "commit": bench_commit(), "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "studies": {}}
-    dest = RESULTS / "study_2mm.json"
+    dest = result_path("study", "study_2mm")
     for name in args.studies.split(","):
         work = ROOT / "bench" / "work" / f"study_{name}"
         if name == "classical":

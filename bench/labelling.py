@@ -9,14 +9,13 @@ single-atlas mean Dice of the same registrations, and per region the propagated 
 volume (ICC(3,1) and mean absolute error in %, averaged over regions); wall seconds of the registrations
 and of the carrying and fusion, per target.
 
-    python bench/bench_labelling.py --cohorts lpba40,oasis --k 5 --targets 8 --methods torch,ants
+    python -m bench run labelling --cohorts lpba40,oasis --k 5 --targets 8 --methods torch,ants
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,13 +23,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench.bench_classical import commit as bench_commit, machine  # noqa: E402
-from cohortreg.labelling.run import carry_and_fuse, register_atlases  # noqa: E402
-from cohortreg.labelling.volumes import accuracy, icc_3_1, voxel_ml  # noqa: E402
-from cohortreg.sheet.datasets import COHORTS, subject_files  # noqa: E402
-from cohortreg.subject.stages import preprocess_files, skullstrip_files  # noqa: E402
+from bench.harness import ROOT, commit as bench_commit, machine, result_path
+from cohortreg.labelling.run import carry_and_fuse, register_atlases
+from cohortreg.labelling.volumes import accuracy, icc_3_1, voxel_ml
+from cohortreg.sheet.datasets import COHORTS, subject_files
+from cohortreg.subject.stages import preprocess_files, skullstrip_files
 
 CONFIG = ROOT / "config" / "config.yaml"
 
@@ -55,7 +52,7 @@ def prepare(cohort: str, subject: str, cfg: dict, work: Path) -> dict[str, str]:
     return {"subject": subject, "t1": str(t1), "labels": str(labels), "brain": files["brain"], "mask": files["mask"]}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cohorts", default="lpba40,oasis")
     ap.add_argument("--k", default="5", help="comma-separated K values; the registrations of the largest are shared")
@@ -64,7 +61,7 @@ def main() -> int:
     ap.add_argument("--fusions", default="majority,weighted,jlf", help="for the first method; the others: majority")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="labelling_2mm")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     from cohortreg.jobs import pin_threads
 
     cfg = defaults()
@@ -76,7 +73,7 @@ def main() -> int:
     result: dict = {"benchmark": "labelling", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": bench_commit(),
                     "machine": machine(), "threads": args.threads, "spacing_mm": cfg["preprocess"]["spacing"],
                     "select": "first", "targets_per_cohort": args.targets, "k": ks, "cohorts": {}}
-    dest = ROOT / "bench" / "results" / f"{args.out}.json"
+    dest = result_path("labelling", args.out)
     for cohort in args.cohorts.split(","):
         ids = COHORTS[cohort][1]
         targets = ids[-args.targets:]

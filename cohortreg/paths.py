@@ -179,6 +179,16 @@ class Layout:
         ext = ".json" if what == "batches" else ".log" if what == "logs" else ".tsv"
         return self._p(f"{where}/{{cohort}}/{stage}/batch-{{batch}}{ext}")
 
+    # the tree as a BIDS derivative dataset (cohortreg.study.derivative)
+    @property
+    def dataset_description(self) -> str:
+        return self._p("dataset_description.json")
+
+    @property
+    def citation(self) -> str:
+        """The methods paragraph of this run, with references."""
+        return self._p("logs/CITATION.md")
+
     # the study report's items (rules/report.smk): figures, tables, the gallery
     def report_file(self, name: str) -> str:
         return self._p(f"report/{name}")

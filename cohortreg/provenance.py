@@ -47,12 +47,13 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     "register": ("cohortreg.registration.pairs:register_pairs",),
     "metrics": ("cohortreg.evaluation.pair:evaluate_pair",),
     "aggregate": ("cohortreg.study.aggregate",),
-    "report": ("cohortreg.study.report_figures", "cohortreg.evaluation.mutual_info"),
+    "report": ("cohortreg.study.report_figures", "cohortreg.evaluation.mutual_info", "cohortreg.evaluation.mask_gallery"),
     "learn": ("cohortreg.learn.train",),
     "template": ("cohortreg.template.build", "cohortreg.template.batch"),
     "labelling": ("cohortreg.labelling.run:label_subject",),
     "labelling_tables": ("cohortreg.labelling.tables",),
     "template_route": ("cohortreg.labelling.template_route:label_from_template",),
+    "derivative": ("cohortreg.study.derivative",),
 }
 # Modules that record results without shaping them: editing them reruns nothing.
 NOT_CODE = frozenset({"cohortreg.provenance"})

@@ -43,6 +43,13 @@ if _TRIGGERS and not {"params", "input"} <= _TRIGGERS:
                    "code or settings rerun nothing, and subjects appended to the sheet may get NO results (a batch "
                    "job whose manifest exists is kept although its list of subjects grew). Use the default triggers "
                    "(README: Re-running, extending and resuming a study).")
+if config["skullstrip"]["method"] in ("auto", "deepbet"):  # before any subject runs: a clear error, not 20,000
+    from cohortreg.subject.skullstrip import deepbet_available
+
+    _problem = deepbet_available()
+    if _problem:
+        raise SheetError(f"skullstrip.method: {config['skullstrip']['method']} strips heads with deepbet, but {_problem}; "
+                         "or set skullstrip.method: none for scans that are all skull-stripped")
 SHEET = read_sheet(config["samples"], bids=config.get("bids"))
 for _msg in missing_files(SHEET):
     logger.warning(f"CohortReg: {_msg} (that subject's jobs will fail; the others run with --keep-going)")

@@ -98,3 +98,45 @@ rule report_figures:
         "../scripts/report_figures.py"
 
 
+
+
+# The tree as a BIDS derivative dataset, and the methods paragraph of what ran (cohortreg/study/derivative.py):
+# after the tables, when every subject's skull-strip decision is in its qc.json.
+rule dataset_description:
+    input:
+        pairs=L.table("pairs"),
+        labelling=labelling_outputs(),
+    output:
+        description=L.dataset_description,
+        citation=report(L.citation, caption="../report/citation.rst", category="7. Settings and provenance"),
+    params:
+        out=lambda w: L.out,
+        settings={k: config[k] for k in ("preprocess", "skullstrip", "affine", "labelling")},
+        engines={m: ENGINE[m] for m in METHODS},
+        samples=config["samples"],
+        subjects=[list(cs) for cs in SHEET.index],
+        template=config["design"] == "template",
+        labelling=bool(labelling_outputs()),
+        code=CODE["derivative"],
+    log:
+        L.study_log("dataset_description"),
+    threads: 1
+    script:
+        "../scripts/dataset_description.py"
+
+
+rule mask_gallery:
+    input:
+        pairs=L.table("pairs"),  # every subject's mask and input check are made
+    output:
+        gallery=report(directory(L.report_file("masks")), patterns=["{name}.png"], caption="../report/masks.rst",
+                       category="3c. QC: brain masks", labels={"picture": "{name}"}),
+    params:
+        out=lambda w: L.out,
+        subjects=[list(cs) for cs in SHEET.index],
+        code=CODE["report"],
+    log:
+        L.study_log("mask_gallery"),
+    threads: 1
+    script:
+        "../scripts/mask_gallery.py"

@@ -22,4 +22,5 @@ def picture_inputs():
 
 
 def report_outputs():
-    return [*rules.report_figures.output, rules.method_choice.output[0]]
+    return [*rules.report_figures.output, rules.method_choice.output[0], L.dataset_description, L.citation,
+            L.report_file("masks")]

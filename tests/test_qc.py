@@ -1,6 +1,7 @@
 """Label-free QC: implausible inputs, a mirrored header, cohort outliers, a non-zero background."""
 
 import json
+import os
 
 import nibabel as nib
 import numpy as np
@@ -140,3 +141,26 @@ def test_on_fail_error_fails_the_metrics_job_of_a_failed_pair(tmp_path):
     with pytest.raises(InputError, match="QC failed for 02 -> 01") as exc:
         evaluate_pair(*args, {"on_fail": "error"})
     assert "brain volume 3 mL" in str(exc.value) and not (tmp_path / "m.json").exists()
+
+
+def test_the_mask_gallery_shows_flagged_subjects_and_the_extreme_masks(tmp_path):
+    import json
+
+    from cohortreg.evaluation.mask_gallery import mask_gallery
+    from cohortreg.paths import Layout
+
+    L = Layout(str(tmp_path / "out"))
+    subjects = [("c", f"{i:02d}") for i in range(12)]
+    for i, (c, s) in enumerate(subjects):
+        t1 = np.zeros((16, 18, 14), np.float32)
+        t1[3:13, 3:15, 2:12] = 1.0
+        for pattern, data in ((L.preproc_t1, t1), (L.brain_mask, (t1 > 0).astype(np.uint8))):
+            path = pattern.format(cohort=c, subject=s)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+        verdict = {"brain_ml": 1000.0 + i, "qc": "fail" if i == 5 else "pass", "qc_reason": "brain volume" if i == 5 else ""}
+        with open(L.subject_qc.format(cohort=c, subject=s), "w") as f:
+            json.dump(verdict, f)
+    names = sorted(os.path.basename(p) for p in mask_gallery(subjects + [("c", "gone")], L, str(tmp_path / "g"), 2))
+    assert names == ["flagged-00_c_05.png", "largest-03_c_11.png", "largest-04_c_10.png", "smallest-01_c_00.png",
+                     "smallest-02_c_01.png"]

@@ -101,6 +101,11 @@ def subject_qc(raw: dict[str, Any], mask: np.ndarray, voxel_ml: float, settings:
     lo, hi = settings.brain_ml
     if not lo <= brain_ml <= hi:
         v.add("fail", f"brain volume {brain_ml:.0f} mL outside the plausible range {lo:.0f}-{hi:.0f} mL (qc.brain_ml)")
+    strip = raw.get("skullstrip") or {}
+    if strip.get("method") == "none" and strip.get("looks_stripped") is False:
+        v.add("fail", f"the T1 looks like a full head, not a brain (its non-background region is "
+                      f"{strip['foreground_ml']:.0f} mL, its border {100 * strip['border_constant_share']:.0f}% one value) "
+                      "but skullstrip.method is none: use auto or deepbet")
     if raw.get("levels", settings.min_levels) < settings.min_levels:
         v.add("fail", f"only {raw['levels']} distinct intensity levels in the raw T1 (at least {settings.min_levels}: "
                       "was it cast to an integer type after scaling?)")

@@ -1,4 +1,13 @@
-"""Brain extraction: none (already stripped), provided (mask column) or atlas (template-based).
+"""Brain extraction: auto (the default), deepbet, atlas, provided (mask column) or none (already stripped).
+
+auto judges each raw T1: a brain on a constant background whose non-background region is brain-sized
+passes through as it is (its non-zero voxels are the mask, as ``none``); anything else is a head, stripped
+by deepbet, whose answer is checked once more: a deepbet mask that holds the scan's whole non-background
+region (>= 95 % of it; a head's holds a third) means the scan was a brain after all, and it keeps its brain. The decision and its evidence
+go into the subject's qc.json and log. deepbet (Fisch et al. 2024, MIT licence) is a learned brain
+extractor whose weights ship inside its wheel: nothing is downloaded at run time; it runs on the raw
+scan (its own grid, the resolution it was trained at) and its mask is carried to the working grid. Only
+its model code is imported (deepbet.bet), never its GUI.
 
 The atlas method registers a head template to the subject and warps the template's brain mask
 back, as ANTs' antsBrainExtraction does at its core; it needs no downloaded weights. A warped
@@ -13,6 +22,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -23,7 +35,9 @@ from ..io import load_volume, nib_to_ants
 from ..lazy_ants import import_ants
 from .preprocess import robust_normalise
 
-METHODS = ("none", "provided", "atlas")
+METHODS = ("auto", "deepbet", "atlas", "provided", "none")
+COVERS_STRIPPED = 0.95  # auto: a deepbet mask holding this share of the scan's own foreground: the scan was a brain
+BORDER_CONSTANT = 0.99  # auto: a skull-stripped scan's border is this share one value (its background)
 
 
 @dataclass(frozen=True)
@@ -104,13 +118,23 @@ def atlas_mask(subject: str, t1: nib.Nifti1Image, settings: AtlasSettings) -> np
 
 def extract_brain(subject: str, t1: nib.Nifti1Image, method: str, mask: nib.Nifti1Image | None = None,
                   atlas: AtlasSettings = AtlasSettings(), mask_path: str = "",
-                  percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
+                  percentiles: tuple[float, float] = (0.5, 99.5), raw_t1_path: str = "",
+                  brain_ml_max: float = 2500.0, evidence: dict[str, Any] | None = None
+                  ) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
     """Return (brain image renormalised inside the mask, uint8 mask) on the T1's grid.
 
     percentiles: preprocess.lower_percentile / upper_percentile, applied again inside the mask
-    (the brain image is what every registration sees)."""
+    (the brain image is what every registration sees). raw_t1_path: the sheet's T1 (auto and deepbet
+    read it); brain_ml_max: qc.brain_ml's upper bound (auto: a brain-sized foreground); evidence: filled
+    with auto's decision and what it rests on."""
     data = np.asanyarray(t1.dataobj).astype(np.float32)
-    if method == "none":
+    evidence = {} if evidence is None else evidence
+    evidence["method"] = method
+    if method == "auto":
+        m = auto_mask(subject, t1, raw_t1_path, brain_ml_max, atlas.threshold, evidence)
+    elif method == "deepbet":
+        m = deepbet_mask(subject, raw_t1_path, t1, atlas.threshold)
+    elif method == "none":
         m = clean_mask(data > 0)
     elif method == "provided":
         if mask is None:
@@ -124,6 +148,83 @@ def extract_brain(subject: str, t1: nib.Nifti1Image, method: str, mask: nib.Nift
         raise InputError(subject, mask_path or None, "brain mask is empty")
     brain = np.where(m, robust_normalise(data, *percentiles, within=m), 0.0).astype(np.float32)
     return (nib.Nifti1Image(brain, t1.affine, t1.header), nib.Nifti1Image(m.astype(np.uint8), t1.affine))
+
+
+def judge_raw(raw: nib.Nifti1Image, brain_ml_max: float) -> dict[str, Any]:
+    """Is the raw T1 an already skull-stripped brain? Its border's constant value and share, and the volume
+    of what differs from it: a stripped brain sits on a constant background (share ~1) and is brain-sized;
+    a head's border is air noise or its non-background region is head-sized (3,400-6,700 mL on the shared
+    heads, 1,060-1,740 mL on the stripped brains)."""
+    data = np.asanyarray(raw.dataobj)
+    faces = np.concatenate([np.ravel(f) for f in (data[0], data[-1], data[:, 0], data[:, -1], data[:, :, 0],
+                                                    data[:, :, -1])])
+    values, counts = np.unique(faces, return_counts=True)
+    i = int(np.argmax(counts))
+    share, bg = float(counts[i] / faces.size), values[i]
+    voxel_ml = float(np.prod(raw.header.get_zooms()[:3])) / 1000.0
+    foreground_ml = float(np.count_nonzero(data != bg)) * voxel_ml
+    stripped = share >= BORDER_CONSTANT and foreground_ml <= brain_ml_max
+    return {"looks_stripped": bool(stripped), "border_constant_share": round(share, 4),
+            "foreground_ml": round(foreground_ml, 1)}
+
+
+@lru_cache(maxsize=1)
+def _deepbet_model() -> Any:
+    """deepbet's two networks (its bounding-box and its mask model), loaded once per process, on the CPU."""
+    from deepbet.bet import BrainExtraction  # its model code only: deepbet.ui (the GUI) is never imported
+
+    return BrainExtraction(no_gpu=True)
+
+
+def deepbet_available() -> str:
+    """'' when deepbet and its weights are installed, else what is wrong (checked at start, before any subject)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("deepbet")
+    if spec is None or not spec.submodule_search_locations:
+        return "the package deepbet is not installed (pip install deepbet)"
+    folder = Path(list(spec.submodule_search_locations)[0])
+    # deepbet.utils.DATA_PATH (not imported here: it imports torch, and this runs while Snakemake parses)
+    needed = [folder / "bet.py", folder.parent / "data" / "models" / "model.pt",
+              folder.parent / "data" / "models" / "bbox_model.pt"]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        return f"the package deepbet is incomplete: {', '.join(missing)} missing (pip install --force-reinstall deepbet)"
+    return ""
+
+
+def deepbet_mask(subject: str, raw_t1_path: str, t1: nib.Nifti1Image, threshold: float = 0.5) -> np.ndarray:
+    """deepbet's brain mask of the raw scan, carried onto the working grid (t1's)."""
+    ants = import_ants()
+    raw = load_volume(raw_t1_path, subject, "T1")
+    try:
+        bet = _deepbet_model()
+        _, mask, _ = bet.run(raw, threshold=threshold)
+    except ImportError as exc:
+        raise InputError(subject, raw_t1_path, f"skull stripping needs the package deepbet ({exc})") from exc
+    m = nib_to_ants(nib.as_closest_canonical(nib.Nifti1Image(np.asarray(mask.dataobj, np.float32), mask.affine)))
+    on_grid = ants.resample_image_to_target(m, nib_to_ants(t1), interp_type="linear").numpy() > 0.5
+    return clean_mask(on_grid)
+
+
+def auto_mask(subject: str, t1: nib.Nifti1Image, raw_t1_path: str, brain_ml_max: float, threshold: float,
+              evidence: dict[str, Any]) -> np.ndarray:
+    """auto: the scan's own brain if it is one, else deepbet's; the decision and its evidence into evidence."""
+    data = np.asanyarray(t1.dataobj)
+    judged = judge_raw(load_volume(raw_t1_path, subject, "T1"), brain_ml_max)
+    evidence.update(judged)
+    own = clean_mask(data > 0)
+    if judged["looks_stripped"]:
+        evidence["decision"] = "stripped: passed through"
+        return own
+    m = deepbet_mask(subject, raw_t1_path, t1, threshold)
+    covered = float((m & own).sum() / max(own.sum(), 1))
+    evidence["deepbet_covers_foreground"] = round(covered, 4)
+    if covered >= COVERS_STRIPPED:
+        evidence["decision"] = "stripped (deepbet found its own brain): passed through"
+        return own
+    evidence["decision"] = "head: stripped by deepbet"
+    return m
 
 
 def mask_dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import InputError
-from ..io import nib_to_ants, save_atomic, write_text_atomic
+from ..io import load_volume, nib_to_ants, save_atomic, write_text_atomic
 
 
 def preprocess_files(subject: str, t1: str, labels: str, settings: dict[str, Any], out_t1: str, out_labels: str,
@@ -43,10 +43,20 @@ def skullstrip_files(subject: str, t1: str, settings: dict[str, Any], raw_t1: st
     s = dict(settings)
     method = s.pop("method")
     given = provided_mask(subject, img, raw_t1, mask) if method == "provided" else None
-    brain, m = extract_brain(subject, img, method, given, AtlasSettings(**s), mask, tuple(percentiles))
     settings_qc = qc_settings(qc)
+    evidence: dict[str, Any] = {}
+    brain, m = extract_brain(subject, img, method, given, AtlasSettings(**s), mask, tuple(percentiles), raw_t1,
+                             settings_qc.brain_ml[1], evidence)
+    if method == "none":  # a head given as a brain: say so (QC fails it below)
+        from .skullstrip import judge_raw
+
+        evidence.update(judge_raw(load_volume(raw_t1, subject, "T1"), settings_qc.brain_ml[1]))
+    if "decision" in evidence:
+        logging.getLogger("cohortreg").info("%s: skull strip %s (%s)", subject, evidence["decision"], ", ".join(
+            f"{k} {v}" for k, v in evidence.items() if k not in ("decision", "method")))
     voxel_ml = float(np.prod(img.header.get_zooms()[:3])) / 1000.0
-    verdict = subject_qc(json.loads(Path(raw_json).read_text()), np.asanyarray(m.dataobj), voxel_ml, settings_qc)
+    raw_stats = {**json.loads(Path(raw_json).read_text()), "skullstrip": evidence}
+    verdict = subject_qc(raw_stats, np.asanyarray(m.dataobj), voxel_ml, settings_qc)
     level = logging.WARNING if verdict["qc"] != "pass" else logging.INFO
     logging.getLogger("cohortreg").log(level, "%s: input QC %s%s", subject, verdict["qc"],
                                        f" ({verdict['qc_reason']})" if verdict["qc_reason"] else "")

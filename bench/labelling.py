@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", type=int, default=8)
     ap.add_argument("--methods", default="torch,ants")
     ap.add_argument("--fusions", default="majority,weighted,jlf", help="for the first method; the others: majority")
+    ap.add_argument("--jlf", default="[{}]", help="JSON list of ants.joint_label_fusion settings to try, e.g. "
+                    '\'[{}, {"rad": 1}, {"beta": 1}]\'; each is its own row (jlf/<settings>)')
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="labelling_2mm")
     args = ap.parse_args(argv)
@@ -69,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     ks = sorted(int(k) for k in args.k.split(","))
     methods = args.methods.split(",")
     fusions = args.fusions.split(",")
+    jlf_settings = json.loads(args.jlf)
+    fusion_runs = [(f, {}) for f in fusions if f != "jlf"]
+    if "jlf" in fusions:  # each jlf setting its own row
+        fusion_runs += [("jlf" + ("/" + json.dumps(js, sort_keys=True) if js else ""), js) for js in jlf_settings]
     work = Path(tempfile.mkdtemp(prefix="bench_labelling_"))
     result: dict = {"benchmark": "labelling", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": bench_commit(),
                     "machine": machine(), "threads": args.threads, "spacing_mm": cfg["preprocess"]["spacing"],
@@ -91,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                                               str(work / "reg" / method / cohort / t), args.threads, t)
                 reg_s = (time.perf_counter() - t0) / len(atlases)  # per atlas
                 for k in ks:
-                    for fusion in (fusions if method == methods[0] else ["majority"]):
+                    for fusion, fuse_settings in (fusion_runs if method == methods[0] else [("majority", {})]):
                         t0 = time.perf_counter()
-                        _, fused, _, carried = carry_and_fuse(target, registered[:k], {"fusion": fusion, "sigma_mm": 2.0}, t)
+                        _, fused, _, carried = carry_and_fuse(target, registered[:k], {"fusion": fusion.split("/")[0],
+                                                                                       "sigma_mm": 2.0, "jlf": fuse_settings}, t)
                         fuse_s = time.perf_counter() - t0
                         acc = accuracy(fused, manual, voxel)
                         single = [np.mean([r["dice"] for r in accuracy(c, manual, voxel)]) for c in carried]

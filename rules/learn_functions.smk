@@ -41,9 +41,11 @@ def training_data(wildcards):
 
 
 def training_settings(wildcards):
+    """device auto: cuda where the job asks the scheduler for a GPU (gpu: true), else cpu (a local job must not
+    take a GPU it was not given, and a CPU model trains bit for bit the same)."""
     params = configured(wildcards.model)
     if str(params.get("device", "auto")) == "auto":
-        params["device"] = "cpu"
+        params["device"] = "auto" if gpus_for(wildcards.model) else "cpu"
     return params
 
 

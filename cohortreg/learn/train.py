@@ -50,7 +50,7 @@ class TrainSettings:
     integration_steps: int = 7
     max_minutes: float = 0.0            # 0: no wall-time limit
     crop_margin_mm: float = 16.0        # the data is cut to the brains plus this (the learned methods' box)
-    device: str = "cpu"
+    device: str = "cpu"                 # auto: cuda when available; cuda: refused without one
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "TrainSettings":
@@ -80,6 +80,32 @@ def _losses(settings: TrainSettings) -> Losses:
                   BendingEnergyLoss(), Warp(mode="bilinear", padding_mode="zeros"))
 
 
+def training_device(name: str) -> torch.device:
+    """cpu, cuda, or auto (cuda when available). On CUDA, TF32 matrix maths (the reduced precision that is safe
+    for training convolutions; the losses stay float32)."""
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        return torch.device("cuda")
+    if name == "cuda":
+        raise RuntimeError("training device cuda asked for, but torch sees no CUDA device")
+    return torch.device("cpu")
+
+
+def on_device(pairs: list[Pair], device: torch.device) -> list[Pair]:
+    """The pairs with their images on device, each subject's tensor moved once (pairs share them)."""
+    if device.type == "cpu":
+        return pairs
+    moved: dict[int, torch.Tensor] = {}
+
+    def to(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in moved:
+            moved[id(t)] = t.to(device)
+        return moved[id(t)]
+
+    return [Pair(p.name, to(p.fixed), to(p.moving), p.fixed_labels, p.moving_labels) for p in pairs]
+
+
 def soft_dice(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     dims = (2, 3, 4)
     return 1.0 - (2.0 * (a * b).sum(dims) / (a.sum(dims) + b.sum(dims)).clamp_min(1e-5)).mean()
@@ -99,8 +125,8 @@ def pair_loss(net: torch.nn.Module, pair: Pair, settings: TrainSettings, losses:
     if settings.supervision == "weak":
         values = shared_labels(pair)
         if values.size:
-            fl = downsample(one_hot(pair.fixed_labels, values), small)
-            ml = downsample(one_hot(pair.moving_labels, values), small)
+            fl = downsample(one_hot(pair.fixed_labels, values).to(pair.fixed.device), small)
+            ml = downsample(one_hot(pair.moving_labels, values).to(pair.fixed.device), small)
             dice = soft_dice(losses.warp(ml, ddf), fl)
             total = total + settings.dice_weight * dice
             terms["dice_loss"] = float(dice.detach())
@@ -119,8 +145,8 @@ def validate(net: torch.nn.Module, pairs: list[Pair], settings: TrainSettings, f
     scores = []
     for p in pairs:
         u, _, _ = predict(net, p.fixed, p.moving, settings.grid_scale, factor)
-        ml = torch.from_numpy(p.moving_labels.astype(np.float32))[None, None]
-        wl = warp(ml, u, mode="nearest").numpy()[0, 0].astype(np.int64)
+        ml = torch.from_numpy(p.moving_labels.astype(np.float32))[None, None].to(u.device)
+        wl = warp(ml, u, mode="nearest").cpu().numpy()[0, 0].astype(np.int64)
         d = dice_per_label(p.fixed_labels, wl, shared_labels(p))
         scores.append(float(np.mean(list(d.values()))) if d else float("nan"))
     net.train()
@@ -142,7 +168,9 @@ def train(settings: TrainSettings, pairs: list[Pair], val: list[Pair], out_dir: 
     ckpt = out / "checkpoints" / "last.pt"
     torch.manual_seed(settings.seed)
     np.random.seed(settings.seed)
-    net = build_network(**settings.network())
+    device = training_device(settings.device)
+    pairs, val = on_device(pairs, device), on_device(val, device)
+    net = build_network(**settings.network()).to(device)  # initialised on the CPU: the same weights on any device
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     factor = pooling_factor(settings.channels)
     losses = _losses(settings)
@@ -157,9 +185,12 @@ def train(settings: TrainSettings, pairs: list[Pair], val: list[Pair], out_dir: 
         else:
             log.warning("checkpoint %s was made with other settings: training from step 0", ckpt)
 
+    def cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in state.items()}
+
     def save_checkpoint() -> None:
         checkpoint.save_atomic({"format": checkpoint.FORMAT, "network": settings.network(), "grid_scale": settings.grid_scale,
-                                "state_dict": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                                "state_dict": cpu(net.state_dict()), "optimizer": opt.state_dict(), "step": step,
                                 "history": history, "best": best, "settings": asdict(settings)}, ckpt)
 
     net.train()
@@ -187,13 +218,13 @@ def train(settings: TrainSettings, pairs: list[Pair], val: list[Pair], out_dir: 
             row["val_dice"] = validate(net, val, settings, factor)
             score = row["val_dice"] if np.isfinite(row["val_dice"]) else -row["loss"]
             if score > best["dice"]:
-                best = {"dice": float(score), "step": step, "state": {k: v.clone() for k, v in net.state_dict().items()}}
+                best = {"dice": float(score), "step": step, "state": cpu(net.state_dict())}
             log.info("step %d: loss %.4f, val Dice %.4f", step, row["loss"], row["val_dice"])
         history.append(row)
         if step % settings.checkpoint_every == 0 or step == settings.steps:
             save_checkpoint()
     if best["state"] is None:  # no validation ran (steps 0 or stopped early): the last weights
-        best = {"dice": float("nan"), "step": step, "state": net.state_dict()}
+        best = {"dice": float("nan"), "step": step, "state": cpu(net.state_dict())}
     save_checkpoint()
     baseline = next((r["val_dice"] for r in history if r["step"] == 0), float("nan"))
     if np.isfinite(baseline) and np.isfinite(best["dice"]) and best["dice"] <= baseline:

@@ -15,7 +15,11 @@ COHORTS = {
     # cohort: (folder, subject ids in order (the first is the reference), label file)
     "lpba40": ("lpba40", [f"S{i:02d}" for i in range(1, 21)], "labels_lpba56.nii.gz"),
     "oasis": ("oasis-trt-20", [f"{i:02d}" for i in range(1, 13)], "labels_dkt31_aseg.nii.gz"),
+    # full heads with skull and neck (Philips 3T), automated DLMUSE labels
+    "ixi": ("ixi", ["IXI614", "IXI631", "IXI632", "IXI633", "IXI634", "IXI635", "IXI636", "IXI637", "IXI638", "IXI643",
+                    "IXI646", "IXI661"], "labels_dlmuse.nii.gz"),
 }
+T1_FILE = {"ixi": "t1w_head.nii.gz"}  # the others: t1w_brain.nii.gz (skull-stripped)
 
 
 def available(root: Path = SHARED_DATA) -> bool:
@@ -26,7 +30,7 @@ def subject_files(cohort: str, subject: str, root: Path = SHARED_DATA) -> tuple[
     """(T1 brain, label map) of one subject of a named cohort in the shared layout."""
     folder, _ids, lab = COHORTS[cohort]
     d = root / folder / f"sub-{subject}"
-    return d / "t1w_brain.nii.gz", d / lab
+    return d / T1_FILE.get(cohort, "t1w_brain.nii.gz"), d / lab
 
 
 def write_sheet(path: str | Path, cohorts: dict[str, int | list[str]], root: Path = SHARED_DATA,

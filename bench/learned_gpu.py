@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench.harness import ROOT, commit, machine, result_path, snakemake_env
-from bench.learned_study import SHORT, SPLITS, config, write_sheet
+from bench.learned_study import SHORT, SPLITS, config
 
 PACKED = ROOT / "bench" / "work" / "packed"
 SUPERVISIONS = ("unsupervised", "weak")

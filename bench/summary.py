@@ -8,6 +8,7 @@ contains the row's tag), or, before the benchmark has run under the suite, its e
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -73,6 +74,11 @@ ROWS = (
         (("labelling", "timing", "labelling_2mm_timing.json"),),
         lambda d: (f"torch {_labelling(d, 'torch', 'seconds_per_target', '.1f')}",
                    f"ANTs SyN {_labelling(d, 'ants', 'seconds_per_target', '.1f')}")),
+    Row("Template's labels on held-out subjects, mean Dice (LPBA40 / OASIS-TRT)",
+        (("template_route", "template_route_2mm", "template_route_2mm.json"),),
+        lambda d: (" / ".join(f"{d['cohorts'][c]['template']['dice_mean']:.3f}" for c in ("lpba40", "oasis")),
+                   "multi-atlas K=5 " + " / ".join(f"{d['cohorts'][c]['atlases']['dice_mean']:.3f}"
+                                                    for c in ("lpba40", "oasis")))),
     Row("Template, 30 inputs of two cohorts, 4 iterations (min)",
         (("template", "template_2mm_rerun", "template_2mm_rerun.json"),),
         lambda d: (f"torch {d['build']['wall_s'] / 60:.1f}", "")),
@@ -101,7 +107,12 @@ RETIRED = {
 
 
 def cell_link(path: Path) -> str:
-    return f"[{path.name}]({path.relative_to(ROOT).as_posix()})"
+    """A link to a result file, named by its benchmark and date (the commit is in the file, not the README's text)."""
+    if path.parent != RESULTS:  # bench/results/<benchmark>/<date>-<commit>[-tag].json
+        text = f"{path.parent.name}, {path.stem[:10]}"
+    else:  # an earlier flat file: its name without the commit some carry
+        text = re.sub(r"_[0-9a-f]{7}(?=\.json$)", "", path.name)
+    return f"[{text}]({path.relative_to(ROOT).as_posix()})"
 
 
 def headline_table() -> str:

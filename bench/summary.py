@@ -74,6 +74,12 @@ ROWS = (
         (("labelling", "timing", "labelling_2mm_timing.json"),),
         lambda d: (f"torch {_labelling(d, 'torch', 'seconds_per_target', '.1f')}",
                    f"ANTs SyN {_labelling(d, 'ants', 'seconds_per_target', '.1f')}")),
+    Row("Brain masks of raw IXI heads (12, Philips 3T), mean Dice to the DLMUSE brain (lowest)",
+        (("skullstrip", "heads", "skullstrip/2026-12-05-6dc6ad0-heads.json"),),
+        lambda d: (f"auto {d['summary']['auto']['ixi_dice_mean']:.3f} ({d['summary']['auto']['ixi_dice_min']:.3f}), "
+                   f"{d['summary']['auto']['seconds_per_subject_mean']:.1f} s",
+                   f"atlas (colin27) {d['summary']['atlas']['ixi_dice_mean']:.3f} ({d['summary']['atlas']['ixi_dice_min']:.3f}), "
+                   f"{d['summary']['atlas']['seconds_per_subject_mean']:.1f} s")),
     Row("Template's labels on held-out subjects, mean Dice (LPBA40 / OASIS-TRT)",
         (("template_route", "template_route_2mm", "template_route_2mm.json"),),
         lambda d: (" / ".join(f"{d['cohorts'][c]['template']['dice_mean']:.3f}" for c in ("lpba40", "oasis")),
@@ -99,6 +105,7 @@ RETIRED = {
                                                           "buys instance optimisation",
                                                           "learned_crop_check.txt, learned_train_crop_oasis.json, "
                                                           "learned_io_modes_*.json"),
+    "skullstrip (CANDI, atlas only)": ("the atlas skull strip on the CANDI heads", "skullstrip_candi.json"),
     "profile_1mm, profile_pair, profile_subject": ("where a registration, a pair and a subject spend their time",
                                                    "profile_*.json"),
     "rerun_scale": ("the README command at 20,000 subjects (its append step is not meaningful under Snakemake "

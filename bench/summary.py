@@ -20,7 +20,8 @@ START, END = "<!-- bench-summary:start -->", "<!-- bench-summary:end -->"
 
 def latest(benchmark: str, tag: str, legacy: str) -> Path:
     """The newest suite result of a benchmark whose name contains tag, else (or with tag "-") the earlier flat file."""
-    runs = sorted((RESULTS / benchmark).glob(f"*{tag}*.json")) if (RESULTS / benchmark).is_dir() and tag != "-" else []
+    runs = sorted((RESULTS / benchmark).glob(f"*{tag}*.json" if tag else "*.json")) \
+        if (RESULTS / benchmark).is_dir() and tag != "-" else []
     return runs[-1] if runs else RESULTS / legacy
 
 
@@ -80,6 +81,11 @@ ROWS = (
                    f"{d['summary']['auto']['seconds_per_subject_mean']:.1f} s",
                    f"atlas (colin27) {d['summary']['atlas']['ixi_dice_mean']:.3f} ({d['summary']['atlas']['ixi_dice_min']:.3f}), "
                    f"{d['summary']['atlas']['seconds_per_subject_mean']:.1f} s")),
+    Row("README command on the raw IXI heads (11 pairs), torch mean Dice to DLMUSE labels",
+        (("raw_heads", "", "raw_heads/2026-12-05-6dc6ad0.json"),),
+        lambda d: (f"auto {d['runs']['auto']['dice']['torch']:.3f}, {len(d['runs']['auto']['qc_failed_subjects'])} QC "
+                   f"failures; with N4 {d['runs']['auto_n4']['dice']['torch']:.3f}",
+                   f"atlas mask {d['runs']['atlas']['dice']['torch']:.3f}")),
     Row("Template's labels on held-out subjects, mean Dice (LPBA40 / OASIS-TRT)",
         (("template_route", "template_route_2mm", "template_route_2mm.json"),),
         lambda d: (" / ".join(f"{d['cohorts'][c]['template']['dice_mean']:.3f}" for c in ("lpba40", "oasis")),

@@ -201,6 +201,10 @@ def train(settings: TrainSettings, pairs: list[Pair], val: list[Pair], out_dir: 
     while step < settings.steps:
         if settings.max_minutes and time.perf_counter() - t_start > 60 * settings.max_minutes:
             log.warning("training stopped at step %d after %.0f min (max_minutes)", step, settings.max_minutes)
+            if history and history[-1]["step"] == step and not np.isfinite(history[-1]["val_dice"]) and val:
+                history[-1]["val_dice"] = validate(net, val, settings, factor)  # the last weights are judged too
+                if history[-1]["val_dice"] > best["dice"]:
+                    best = {"dice": float(history[-1]["val_dice"]), "step": step, "state": cpu(net.state_dict())}
             break
         rng = np.random.default_rng([settings.seed, step])
         opt.zero_grad(set_to_none=True)

@@ -219,9 +219,10 @@ def test_batched_run_matches_the_contract_and_retries_only_the_failed(phantom_co
     plan = [rule for rule, _ in planned_jobs(r.stdout + r.stderr)]
     # 5 subjects in batches of 2 -> 3 subject jobs; 4 pairs -> 2 pair batches x (affine + 2 x register with
     # its metrics: batch_fuse)
-    assert sorted(set(plan)) == ["affine_batch", "aggregate", "method_choice", "mutual_info",
-                                 "register_batch", "report_figures", "subjects_batch"]
-    assert len(plan) == 3 + 2 * (1 + 2) + 1 + 3, plan  # + the report's: method choice, MI table, figures
+    assert sorted(set(plan)) == ["affine_batch", "aggregate", "dataset_description", "mask_gallery", "method_choice",
+                                 "mutual_info", "register_batch", "report_figures", "subjects_batch"]
+    # + the report's: method choice, MI table, figures, brain masks, and the derivative's description
+    assert len(plan) == 3 + 2 * (1 + 2) + 1 + 5, plan
     r = run_snakemake("--cores", "2", "--keep-going", *args, cwd=d)
     assert r.returncode != 0 and "the next run retries them" in r.stderr, r.stderr[-3000:]
     pairs = pd.read_csv(d / "out" / "metrics" / "pairs.tsv", sep="\t", dtype={"moving": str, "fixed": str})

@@ -63,7 +63,10 @@ def plan(d, *extra, cfg=None):
 
 
 # Study-level jobs (no subject): the tables, then the report's MI table and figures (issue 17).
-STUDY = {"aggregate", "mutual_info", "report_figures", "method_choice"}
+STUDY = {"aggregate", "mutual_info", "report_figures", "method_choice", "dataset_description", "mask_gallery"}
+# the study-level jobs downstream of the tables, which rerun whenever the tables do (a few seconds each): the
+# derivative's description and methods paragraph, and the report's brain-mask pictures
+AFTER_TABLES = {"dataset_description": 1, "mask_gallery": 1}
 
 
 def test_adding_a_subject_runs_only_that_subject(finished):
@@ -77,7 +80,7 @@ def test_adding_a_subject_runs_only_that_subject(finished):
     assert subjects == {"S04"}, jobs
     assert Counter(r for r, _ in jobs) == {"preprocess_subject": 1, "skullstrip_subject": 1, "affine_pair": 1,
                                            "register_method": 2, "metrics_pair": 2, "aggregate": 1,
-                                           "mutual_info": 1, "report_figures": 1}, jobs
+                                           "mutual_info": 1, "report_figures": 1, **AFTER_TABLES}, jobs
 
 
 def test_a_study_without_overlays_gets_them_rerunning_only_those_metrics(finished):
@@ -98,7 +101,7 @@ def test_a_study_without_overlays_gets_them_rerunning_only_those_metrics(finishe
             f.write_bytes(data)
             os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     jobs = planned_jobs(r.stdout + r.stderr)
-    assert Counter(r for r, _ in jobs) == {"metrics_pair": 1, "aggregate": 1, "report_figures": 1}, \
+    assert Counter(r for r, _ in jobs) == {"metrics_pair": 1, "aggregate": 1, "report_figures": 1, **AFTER_TABLES}, \
         (r.stdout + r.stderr)[-3000:]
     assert [w["moving"] for r, w in jobs if r == "metrics_pair"] == ["S02"]
 
@@ -118,14 +121,15 @@ def test_replacing_a_t1_reruns_that_subject_only(finished):
 
 def test_changing_one_methods_parameters_reruns_that_method_only(finished):
     jobs = plan(finished, cfg=CONFIG.replace("torch: {preset: fast}", "torch: {preset: fast, iterations: [60, 30]}"))
-    assert {r for r, _ in jobs} == {"register_method", "metrics_pair", "aggregate", "report_figures"}, jobs
+    assert {r for r, _ in jobs} == {"register_method", "metrics_pair", "aggregate", "report_figures", *AFTER_TABLES}, jobs
     assert {w["method"] for r, w in jobs if r not in STUDY} == {"torch"}
     assert len([1 for r, _ in jobs if r == "register_method"]) == 2
 
 
 def test_changing_the_reference_reruns_its_pairs_only(finished):
     jobs = plan(finished, "reference={lpba40: S02}")
-    assert {r for r, _ in jobs} == {"affine_pair", "register_method", "metrics_pair", "aggregate", "report_figures"}, jobs
+    assert {r for r, _ in jobs} == {"affine_pair", "register_method", "metrics_pair", "aggregate", "report_figures",
+                                    *AFTER_TABLES}, jobs
     assert {(w["moving"], w["fixed"]) for r, w in jobs if r == "affine_pair"} == {("S01", "S02"), ("S03", "S02")}
 
 
@@ -147,7 +151,7 @@ def test_editing_the_torch_engine_reruns_what_it_made_only(finished, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = planned_jobs(r.stdout + r.stderr)
     assert Counter(r for r, _ in jobs) == {"register_method": 2, "metrics_pair": 2, "aggregate": 1,
-                                           "report_figures": 1}, jobs
+                                           "report_figures": 1, **AFTER_TABLES}, jobs
     assert {w["method"] for r, w in jobs if r not in STUDY} == {"torch"}
 
 

@@ -102,8 +102,6 @@ rule labelling_tables:
         jobs=LABELLING.jobs(),
         route_jobs=TEMPLATE_ROUTE.jobs() if TEMPLATE_ROUTE else [],
         template=TEMPLATE.name,
-        samples=config["samples"],  # the flagged subjects' own T1s, for their pictures
-        bids=config.get("bids"),
         qc=config["qc"],
         code=CODE["labelling_tables"],
     log:

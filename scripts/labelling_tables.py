@@ -3,7 +3,6 @@ from cohortreg.jobs import job
 from cohortreg.labelling.pictures import flagged_pictures
 from cohortreg.labelling.tables import write_study_tables
 from cohortreg.paths import Layout
-from cohortreg.sheet.samples import SubjectIndex, read_sheet
 
 smk = snakemake  # noqa: F821
 with job(smk, "labelling_tables") as log:
@@ -11,7 +10,5 @@ with job(smk, "labelling_tables") as log:
     route = [tuple(j) for j in smk.params.route_jobs]  # design: template: the template route's rows too
     table = write_study_tables(Layout(smk.params.out), jobs, smk.params.qc, smk.output.figure, route, smk.params.template)
     log.info("%d + %d (template) subjects x protocols, %d volume rows, %d flagged", len(jobs), len(route), len(table), int((table["qc"] != "ok").sum()))
-    rows = SubjectIndex(read_sheet(smk.params.samples, bids=smk.params.bids))
-    pictures = flagged_pictures(table, Layout(smk.params.out), lambda c, s: rows(c, s)["t1"], smk.params.template,
-                                smk.output.flagged)
+    pictures = flagged_pictures(table, Layout(smk.params.out), smk.params.template, smk.output.flagged)
     log.info("%d pictures of flagged labellings", len(pictures))

@@ -11,9 +11,7 @@ from tests.conftest import ROOT
 
 # Keys that decide which jobs exist or how they are scheduled, not what a job computes.
 NOT_OUTPUTS = {
-    "samples": "the sheet: which subjects (jobs) exist; their files are inputs, tracked by mtime",
     "outdir": "where outputs go; a new outdir is a new study",
-    "design": "which pairs exist (jobs), not what a pair computes",
     "reference": "which pairs exist: the reference's pairs are new jobs",
     "pairs": "the pairs TSV: which pairs exist",
     "methods": "which methods run (jobs); each method's settings are method_params",

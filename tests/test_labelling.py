@@ -252,8 +252,8 @@ def test_a_failed_labelling_is_a_row_with_its_reason_and_outliers_are_flagged(tm
     labels = np.zeros((20, 24, 16), np.int32)
     labels[5:15, 6:18, 4:12] = 7
     nib.save(nib.Nifti1Image(labels, np.eye(4)), dseg)
-    nib.save(nib.Nifti1Image(labels.astype(np.float32) * 10, np.eye(4)), tmp_path / "t1.nii.gz")
-    pictures = flagged_pictures(table, layout, lambda c, s: str(tmp_path / "t1.nii.gz"), "", str(tmp_path / "pics"))
+    nib.save(nib.Nifti1Image(labels.astype(np.float32) * 10, np.eye(4)), layout.preproc_t1.format(cohort="a", subject="05"))
+    pictures = flagged_pictures(table, layout, "", str(tmp_path / "pics"))
     assert [Path(p).name for p in pictures] == ["a.05.p.atlases.png"]
     from PIL import Image
 

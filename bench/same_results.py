@@ -3,9 +3,9 @@ same scans, and their pairs.tsv compared value by value (issue 31: a refactor of
 provenance must not move a single Dice).
 
     git worktree add /tmp/base <commit>
-    python -m bench.bench_same_results --baseline /tmp/base --cohort lpba40   # 10 LPBA40 pairs at 2 mm
-    python -m bench.bench_same_results --baseline /tmp/base --cohort lpba40 --methods affine,torch  # the throughput run
-    python -m bench.bench_same_results --baseline /tmp/base --cohort demo     # the README demo cohort
+    python -m bench run same_results --baseline /tmp/base --cohort lpba40   # 10 LPBA40 pairs at 2 mm
+    python -m bench run same_results --baseline /tmp/base --cohort lpba40 --methods affine,torch  # the throughput run
+    python -m bench run same_results --baseline /tmp/base --cohort demo     # the README demo cohort
 
 Values, not seconds: it may run beside other work (the JSON says what ran beside it if --beside is given).
 """

@@ -27,18 +27,6 @@ from bench.harness import ROOT, machine, result_path
 COLUMNS = ("dice_mean", "hd95", "folding_frac", "sdlogj", "lncc", "n_labels")
 
 
-def lpba40_sheet(d: Path, n: int = 11) -> Path:
-    from cohortreg.sheet.datasets import SHARED_DATA
-
-    rows = ["cohort\tsubject\tt1\tlabels"]
-    for i in range(1, n + 1):
-        s = SHARED_DATA / "lpba40" / f"sub-S{i:02d}"
-        rows.append(f"lpba40\tS{i:02d}\t{s / 't1w_brain.nii.gz'}\t{s / 'labels_lpba56.nii.gz'}")
-    sheet = d / "samples.tsv"
-    sheet.write_text("\n".join(rows) + "\n")
-    return sheet
-
-
 def demo_sheet(d: Path) -> Path:
     subprocess.run([sys.executable, "-m", "cohortreg.sheet.demo", str(d / "demo")], check=True, capture_output=True)
     return d / "demo" / "samples.tsv"
@@ -60,13 +48,18 @@ def run(workflow: Path, sheet: Path, out: Path, methods: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline", type=Path, required=True, help="an earlier checkout (a git worktree)")
-    ap.add_argument("--cohort", choices=("lpba40", "demo"), default="lpba40")
+    ap.add_argument("--cohort", choices=("lpba40", "oasis", "demo"), default="lpba40")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "same_results")
     ap.add_argument("--methods", default="", help="e.g. affine,torch (default: the config's, as the README's command)")
     ap.add_argument("--beside", default="nothing", help="what ran beside it (the JSON records it)")
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
-    sheet = lpba40_sheet(a.work) if a.cohort == "lpba40" else demo_sheet(a.work)
+    if a.cohort == "demo":
+        sheet = demo_sheet(a.work)
+    else:  # the shared cohort's subjects, the first the reference (the throughput bench's sheets)
+        from cohortreg.sheet.datasets import write_sheet
+
+        sheet = write_sheet(a.work / f"samples_{a.cohort}.tsv", {a.cohort: 11 if a.cohort == "lpba40" else 12})
     tables, seconds = {}, {}
     for name, workflow in (("baseline", a.baseline.resolve()), ("this", ROOT)):
         out = a.work / f"{a.cohort}{'-' + a.methods.replace(',', '-') if a.methods else ''}-{name}"

@@ -40,11 +40,17 @@ def border_background(data: np.ndarray, share: float = 0.9) -> float | None:
     A skull-stripped scan sits on a constant background, usually 0; a full-head scan's border
     is noise and has no such value.
     """
+    value, covered = border_mode(data)
+    return value if covered >= share else None
+
+
+def border_mode(data: np.ndarray) -> tuple[float, float]:
+    """(the most common value of the image's six faces, the share of the faces it covers)."""
     faces = np.concatenate([np.ravel(f) for f in (data[0], data[-1], data[:, 0], data[:, -1], data[:, :, 0],
                                                     data[:, :, -1])])
     values, counts = np.unique(faces, return_counts=True)
     i = int(np.argmax(counts))
-    return float(values[i]) if counts[i] >= share * faces.size else None
+    return float(values[i]), float(counts[i] / faces.size)
 
 
 def zero_background(subject: str, path: str, img: nib.Nifti1Image) -> tuple[nib.Nifti1Image, float]:

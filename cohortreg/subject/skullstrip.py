@@ -33,7 +33,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..io import load_volume, nib_to_ants
 from ..lazy_ants import import_ants
-from .preprocess import robust_normalise
+from .preprocess import border_mode, robust_normalise
 
 METHODS = ("auto", "deepbet", "atlas", "provided", "none")
 COVERS_STRIPPED = 0.95  # auto: a deepbet mask holding this share of the scan's own foreground: the scan was a brain
@@ -156,11 +156,7 @@ def judge_raw(raw: nib.Nifti1Image, brain_ml_max: float) -> dict[str, Any]:
     a head's border is air noise or its non-background region is head-sized (3,400-6,700 mL on the shared
     heads, 1,060-1,740 mL on the stripped brains)."""
     data = np.asanyarray(raw.dataobj)
-    faces = np.concatenate([np.ravel(f) for f in (data[0], data[-1], data[:, 0], data[:, -1], data[:, :, 0],
-                                                    data[:, :, -1])])
-    values, counts = np.unique(faces, return_counts=True)
-    i = int(np.argmax(counts))
-    share, bg = float(counts[i] / faces.size), values[i]
+    bg, share = border_mode(data)
     voxel_ml = float(np.prod(raw.header.get_zooms()[:3])) / 1000.0
     foreground_ml = float(np.count_nonzero(data != bg)) * voxel_ml
     stripped = share >= BORDER_CONSTANT and foreground_ml <= brain_ml_max
@@ -193,10 +189,11 @@ def deepbet_available() -> str:
     return ""
 
 
-def deepbet_mask(subject: str, raw_t1_path: str, t1: nib.Nifti1Image, threshold: float = 0.5) -> np.ndarray:
-    """deepbet's brain mask of the raw scan, carried onto the working grid (t1's)."""
+def deepbet_mask(subject: str, raw_t1_path: str, t1: nib.Nifti1Image, threshold: float = 0.5,
+                 raw: nib.Nifti1Image | None = None) -> np.ndarray:
+    """deepbet's brain mask of the raw scan (raw, if already read), carried onto the working grid (t1's)."""
     ants = import_ants()
-    raw = load_volume(raw_t1_path, subject, "T1")
+    raw = load_volume(raw_t1_path, subject, "T1") if raw is None else raw
     try:
         bet = _deepbet_model()
         _, mask, _ = bet.run(raw, threshold=threshold)
@@ -211,13 +208,14 @@ def auto_mask(subject: str, t1: nib.Nifti1Image, raw_t1_path: str, brain_ml_max:
               evidence: dict[str, Any]) -> np.ndarray:
     """auto: the scan's own brain if it is one, else deepbet's; the decision and its evidence into evidence."""
     data = np.asanyarray(t1.dataobj)
-    judged = judge_raw(load_volume(raw_t1_path, subject, "T1"), brain_ml_max)
+    raw = load_volume(raw_t1_path, subject, "T1")
+    judged = judge_raw(raw, brain_ml_max)
     evidence.update(judged)
     own = clean_mask(data > 0)
     if judged["looks_stripped"]:
         evidence["decision"] = "stripped: passed through"
         return own
-    m = deepbet_mask(subject, raw_t1_path, t1, threshold)
+    m = deepbet_mask(subject, raw_t1_path, t1, threshold, raw)
     covered = float((m & own).sum() / max(own.sum(), 1))
     evidence["deepbet_covers_foreground"] = round(covered, 4)
     if covered >= COVERS_STRIPPED:

@@ -36,6 +36,7 @@ SUITE: dict[str, str] = {
     "raw_heads": "the README command on raw IXI heads: auto, auto with N4, atlas masks; Dice and QC",
     "study": "the full study on the shared cohorts, its tables and its report",
     "report_scale": "the report of a 2,000-pair study",
+    "append": "one subject appended to a finished, batched 1,000-subject study: what reruns, what is kept",
     "faults": "bad input made at run time: what each defect does to the README command",
     "same_results": "an earlier checkout and this one on the same scans: pairs.tsv value by value",
     "gpu": "the torch engine, affine and learned inference timed per device (bench/gpu_check.sh)",

@@ -38,6 +38,25 @@ def test_fused_labels_of_identical_atlases_are_each_atlas_and_agree_everywhere()
     assert np.array_equal(fused_w, atlas) and np.allclose(agreement_w, 1.0)
 
 
+
+def test_joint_label_fusion_keeps_the_background_inside_the_mask():
+    """antspyx's joint_label_fusion, left to its defaults, gives every voxel of the mask a structure's label
+    (no probability for the background): K identical atlases would come back with no background at all."""
+    import ants
+
+    from cohortreg.labelling.fusion import joint_label_fusion
+
+    rng = np.random.default_rng(0)
+    image = rng.random((16, 16, 16)).astype(np.float32)
+    atlas = np.zeros(image.shape, np.float32)
+    atlas[3:8, 3:13, 3:13], atlas[8:13, 3:13, 3:13] = 3, 7  # two structures in a mask-wide background
+    mask = ants.from_numpy(np.ones(image.shape, np.float32))
+    images = [ants.from_numpy(image.copy()) for _ in range(3)]
+    labels = [ants.from_numpy(atlas.copy()) for _ in range(3)]
+    fused, agreement = joint_label_fusion(ants.from_numpy(image), mask, images, labels, {"r_search": 1})
+    assert np.array_equal(fused, atlas.astype(np.int32)) and np.all(agreement == 1.0)
+    assert all(np.array_equal(lab.numpy(), atlas) for lab in labels)  # the caller's label images untouched
+
 def test_majority_vote_and_agreement_on_a_hand_made_case():
     a = np.array([[1, 1, 2, 0]])
     b = np.array([[1, 2, 2, 0]])

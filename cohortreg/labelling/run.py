@@ -102,8 +102,9 @@ def carry_and_fuse(target: dict[str, str], registered: list[tuple[dict[str, str]
             sigma = float(settings.get("sigma_mm", 2.0)) / float(np.mean(native.spacing))
             fused, agreement = vote(labels, local_weights(subject_img.numpy(), [w.numpy() for w in warped_images], sigma))
         else:
-            mask = ants.resample_image_to_target(nib_to_ants(nib.load(target["mask"])), native,
-                                                 interp_type="nearestNeighbor")
+            # where any atlas votes for a structure: the voxels majority voting can label, the subject's
+            # brain mask cropped from the working grid would drop some of the manual labels' rim
+            mask = native.new_image_like((np.max(labels, axis=0) > 0).astype(np.float32))
             fused, agreement = joint_label_fusion(subject_img, mask, warped_images, warped_labels,
                                                   settings.get("jlf") or {})
     return raw, fused, agreement, labels

@@ -99,7 +99,7 @@ def kept_lines(log_dir: Path, since: float) -> list[str]:
     lines = []
     for p in sorted(log_dir.rglob("*.log")):
         if p.stat().st_mtime >= since:
-            lines += [f"{p.name}: {ln.strip()}" for ln in p.read_text(errors="replace").splitlines() if " kept" in ln]
+            lines += [f"{p.relative_to(log_dir)}: {ln.strip()}" for ln in p.read_text(errors="replace").splitlines() if " kept" in ln]
     return lines
 
 

@@ -83,6 +83,12 @@ def joint_label_fusion(target: Any, mask: Any, warped: Sequence[Any], labels: Se
     out = ants.joint_label_fusion(target, mask, list(warped), label_list=[lab.clone() for lab in labels],
                                   **{**JLF_DEFAULTS, **settings})
     fused = np.rint(out["segmentation"].numpy()).astype(np.int32)
+    inside = mask.numpy() > 0
+    voted = {int(v) for lab in labels for v in np.unique(np.rint(lab.numpy()[inside]))} - {0}
+    lost = sorted(voted - {int(v) for v in out["segmentation_numbers"]})
+    if lost:  # antspyx took the highest structure for the background: an error, never a silent loss
+        raise RuntimeError(f"joint label fusion lost labels {lost}: its mask must hold voxels where every atlas "
+                           "votes for the background")
     votes = [np.rint(lab.numpy()).astype(np.int32) == fused for lab in labels]
     agreement = np.mean(votes, axis=0, dtype=np.float32) if votes else (fused > 0).astype(np.float32)
     return fused, agreement

@@ -38,8 +38,8 @@ def _dry_run(doc: dict[str, Any], subjects: int, batch: int) -> float:
                 and r.get("batch_size", 1) == batch)
 
 
-def _labelling(doc: dict[str, Any], method: str, key: str, fmt: str) -> str:
-    return " / ".join(format(doc["cohorts"][c]["results"][f"{method}/K5/majority"][key], fmt) for c in ("lpba40", "oasis"))
+def _labelling(doc: dict[str, Any], method: str, key: str, fmt: str, fusion: str = "majority") -> str:
+    return " / ".join(format(doc["cohorts"][c]["results"][f"{method}/K5/{fusion}"][key], fmt) for c in ("lpba40", "oasis"))
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,13 @@ ROWS = (
                    f"{len(d['files']['changed_of_other_subjects'])} files of other subjects changed",
                    f"first run {d['first_run']['jobs']} jobs ({d['first_run']['wall_s'] / 60:.0f} min)")),
     Row("Multi-atlas labelling, leave-one-out, K=5, mean Dice (LPBA40 / OASIS-TRT)",
-        (("labelling", "labelling_2mm", "labelling_2mm.json"),),
+        (("labelling", "-", "labelling_2mm.json"),),  # the run with ANTs SyN beside torch
         lambda d: (f"torch {_labelling(d, 'torch', 'dice_mean', '.3f')}", f"ANTs SyN {_labelling(d, 'ants', 'dice_mean', '.3f')}")),
+    Row("Multi-atlas labelling, K=5, fused by jlf, mean Dice and s per subject (LPBA40 / OASIS-TRT)",
+        (("labelling", "jlf", "labelling_2mm.json"),),
+        lambda d: (f"jlf {_labelling(d, 'torch', 'dice_mean', '.3f', 'jlf')} in {_labelling(d, 'torch', 'seconds_per_target', '.0f', 'jlf')} s",
+                   f"majority, same registrations {_labelling(d, 'torch', 'dice_mean', '.3f')} in "
+                   f"{_labelling(d, 'torch', 'seconds_per_target', '.0f')} s")),
     Row("Labelling, s per subject end to end (LPBA40 / OASIS-TRT)",
         (("labelling", "timing", "labelling_2mm_timing.json"),),
         lambda d: (f"torch {_labelling(d, 'torch', 'seconds_per_target', '.1f')}",

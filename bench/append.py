@@ -28,13 +28,14 @@ from collections import Counter
 from pathlib import Path
 
 from bench.harness import ROOT, header, result_path
+from cohortreg.io import file_identity
 from cohortreg.sheet.datasets import COHORTS, available, subject_files
 
 SITES = {"siteA": "lpba40", "siteB": "oasis"}
 
 
-def write_sheet(path: Path, n: int) -> list[str]:
-    """n rows, split over the two sites, each subject id its own; returns the rows (without the header)."""
+def write_sheet(path: Path, n: int) -> None:
+    """n rows, split over the two sites, each subject id its own."""
     rows = []
     for i in range(n):
         site = list(SITES)[i % len(SITES)]
@@ -43,7 +44,6 @@ def write_sheet(path: Path, n: int) -> list[str]:
         t1, labels = subject_files(cohort, ids[(i // len(SITES)) % len(ids)])
         rows.append(f"{site}\t{site[-1].lower()}{i:05d}\t{t1}\t{labels}")
     path.write_text("cohort\tsubject\tt1\tlabels\n" + "\n".join(rows) + "\n")
-    return rows
 
 
 def job_stats(log: str) -> dict[str, int]:
@@ -60,8 +60,7 @@ def job_stats(log: str) -> dict[str, int]:
 
 
 def snakemake(work: Path, sheet: Path, args: argparse.Namespace, *extra: str) -> tuple[dict, str]:
-    cfg = work / "spacing.yaml"
-    cfg.write_text(json.dumps({"preprocess": {"spacing": args.spacing}}))
+    cfg = work / "spacing.yaml"  # written by main
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(args.cores),
            "--configfile", str(ROOT / "config" / "config.yaml"), str(cfg), "--config", f"samples={sheet}",
            f"outdir={work / 'out'}", f"methods=[{args.methods}]", *extra]
@@ -74,9 +73,9 @@ def snakemake(work: Path, sheet: Path, args: argparse.Namespace, *extra: str) ->
             "nothing_to_do": "Nothing to be done" in log}, log
 
 
-def snapshot(out: Path) -> dict[str, tuple[int, int]]:
-    """Every file of the study: (size, mtime_ns)."""
-    return {str(p.relative_to(out)): (p.stat().st_size, p.stat().st_mtime_ns) for p in out.rglob("*")
+def snapshot(out: Path) -> dict[str, list[object]]:
+    """Every file of the study: its identity (path, size, mtime), as batch stamps follow it."""
+    return {str(p.relative_to(out)): file_identity(str(p)) for p in out.rglob("*")
             if p.is_file() and ".snakemake" not in p.parts}
 
 
@@ -122,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     sheet = work / "samples.tsv"
     res = header("append", subjects=args.subjects, methods=args.methods, spacing_mm=args.spacing, cores=args.cores)
     dest = result_path("append", args.tag or f"{args.subjects}subjects")
-    rows = write_sheet(sheet, args.subjects)
+    write_sheet(sheet, args.subjects)
+    (work / "spacing.yaml").write_text(json.dumps({"preprocess": {"spacing": args.spacing}}))
     if not args.resume:
         first, log = snakemake(work, sheet, args)
         (work / "first.log").write_text(log)
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                     "changed_of_other_subjects": [f for f in changed if kind(f, new) == "another subject"][:50],
                     "changed_examples": changed[:80]}
     res["batch_logs_kept"] = kept_lines(work / "out" / "logs", since)
-    res["subjects_in_sheet"] = len(rows) + 1
+    res["subjects_in_sheet"] = args.subjects + 1
     dest.write_text(json.dumps(res, indent=1, default=str) + "\n")
     print(json.dumps(res["files"], indent=1, default=str))
     print("\n".join(res["batch_logs_kept"][:40]))

@@ -38,7 +38,6 @@ def test_fused_labels_of_identical_atlases_are_each_atlas_and_agree_everywhere()
     assert np.array_equal(fused_w, atlas) and np.allclose(agreement_w, 1.0)
 
 
-
 def test_joint_label_fusion_keeps_the_background_inside_the_mask():
     """antspyx's joint_label_fusion, left to its defaults, gives every voxel of the mask a structure's label
     (no probability for the background): K identical atlases would come back with no background at all."""
@@ -61,6 +60,7 @@ def test_joint_label_fusion_keeps_the_background_inside_the_mask():
     with pytest.raises(RuntimeError, match=r"lost labels \[7\]"):
         joint_label_fusion(ants.from_numpy(image), ants.from_numpy((atlas > 0).astype(np.float32)), images, labels,
                            {"r_search": 1})
+
 
 def test_majority_vote_and_agreement_on_a_hand_made_case():
     a = np.array([[1, 1, 2, 0]])
@@ -313,9 +313,9 @@ def test_every_fusion_gives_back_identical_atlases_labels_on_the_subjects_own_gr
     for name, data in (("brain", brain), ("mask", (brain > 0).astype(np.uint8)), ("labels", labels)):
         nib.save(nib.Nifti1Image(data, affine), tmp_path / f"{name}.nii.gz")
         files[name] = str(tmp_path / f"{name}.nii.gz")
-    raw = nib.Nifti1Image(np.zeros((28, 28, 28), np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))  # the sheet's 1 mm T1
-    raw.affine[:3, 3] = -0.5  # the 1 mm voxels' corners on the 2 mm ones'
-    nib.save(raw, tmp_path / "t1.nii.gz")
+    native = np.eye(4)  # the sheet's 1 mm T1
+    native[:3, 3] = -0.5  # the 1 mm voxels' corners on the 2 mm ones'
+    nib.save(nib.Nifti1Image(np.zeros((28, 28, 28), np.float32), native), tmp_path / "t1.nii.gz")
     identity = str(tmp_path / "identity.mat")
     ants.write_transform(ants.create_ants_transform(transform_type="AffineTransform", dimension=3), identity)
     target = {"t1": str(tmp_path / "t1.nii.gz"), "brain": files["brain"], "mask": files["mask"]}

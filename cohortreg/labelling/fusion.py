@@ -65,17 +65,24 @@ def local_weights(target: np.ndarray, warped: Sequence[np.ndarray], sigma_vox: f
 # probability beats the structures' together). Its patch metric is the mean square difference with rho 0.01
 # and beta 4, where antsJointFusion defaults to Pearson correlation, alpha 0.1 and beta 2 (used here). And
 # both search 3 voxels around each voxel (343 offsets per voxel and atlas); 1 (27 offsets) is used here.
-# The mask is the caller's (cohortreg.labelling.run: where any atlas votes for a structure, grown by a voxel).
+# The mask: jlf_mask.
 # LPBA40 S20 from K = 5 torch registrations, these settings: 0.723 mean Dice without the background label and
 # on the brain mask, 0.778 with the label, 0.806 with it on the atlases' union (majority voting 0.795).
 JLF_DEFAULTS: dict[str, Any] = {"max_lab_plus_one": True, "usecor": True, "rho": 0.1, "beta": 2, "r_search": 1}
 
 
+def jlf_mask(labels: Sequence[np.ndarray]) -> np.ndarray:
+    """Where joint label fusion runs: where any atlas votes for a structure (the voxels majority voting can
+    label; a brain mask cut from the working grid would drop the labels' rim), grown by one voxel where all
+    vote for the background, so the background is among the mask's labels (joint_label_fusion needs it)."""
+    return ndimage.binary_dilation(np.max(labels, axis=0) > 0)
+
+
 def joint_label_fusion(target: Any, mask: Any, warped: Sequence[Any], labels: Sequence[Any], settings: dict[str, Any]
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """antspyx's joint label fusion (ANTs images on the subject's grid; settings: its keyword arguments over
-    JLF_DEFAULTS): (labels, agreement). The agreement is the share of atlases whose label the fused one is,
-    as for majority voting, so the maps of every fusion read alike."""
+    """antspyx's joint label fusion (ANTs images on the subject's grid, mask: jlf_mask's; settings: its keyword
+    arguments over JLF_DEFAULTS): (labels, agreement). The agreement is the share of atlases whose label the
+    fused one is, as for majority voting, so the maps of every fusion read alike."""
     from ..lazy_ants import import_ants
 
     ants = import_ants()
@@ -83,12 +90,12 @@ def joint_label_fusion(target: Any, mask: Any, warped: Sequence[Any], labels: Se
     out = ants.joint_label_fusion(target, mask, list(warped), label_list=[lab.clone() for lab in labels],
                                   **{**JLF_DEFAULTS, **settings})
     fused = np.rint(out["segmentation"].numpy()).astype(np.int32)
+    atlases = [np.rint(lab.numpy()).astype(np.int32) for lab in labels]
     inside = mask.numpy() > 0
-    voted = {int(v) for lab in labels for v in np.unique(np.rint(lab.numpy()[inside]))} - {0}
+    voted = {int(v) for a in atlases for v in np.unique(a[inside])} - {0}
     lost = sorted(voted - {int(v) for v in out["segmentation_numbers"]})
     if lost:  # antspyx took the highest structure for the background: an error, never a silent loss
         raise RuntimeError(f"joint label fusion lost labels {lost}: its mask must hold voxels where every atlas "
                            "votes for the background")
-    votes = [np.rint(lab.numpy()).astype(np.int32) == fused for lab in labels]
-    agreement = np.mean(votes, axis=0, dtype=np.float32) if votes else (fused > 0).astype(np.float32)
+    agreement = np.mean([a == fused for a in atlases], axis=0, dtype=np.float32)
     return fused, agreement

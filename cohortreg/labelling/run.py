@@ -15,7 +15,6 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from ..errors import InputError
 from ..io import check_same_grid, labels_as_int, load_volume, nib_to_ants, save_atomic, write_text_atomic
@@ -23,7 +22,7 @@ from ..lazy_ants import import_ants
 from ..registration.pairs import register_pairs
 from ..subject.stages import affine_files
 from ..transforms.label_warp import warp_labels
-from .fusion import joint_label_fusion, local_weights, vote
+from .fusion import jlf_mask, joint_label_fusion, local_weights, vote
 from .volumes import ACCURACY_COLUMNS, VOLUME_COLUMNS, accuracy, region_volumes, voxel_ml
 
 log = logging.getLogger("cohortreg")
@@ -103,10 +102,7 @@ def carry_and_fuse(target: dict[str, str], registered: list[tuple[dict[str, str]
             sigma = float(settings.get("sigma_mm", 2.0)) / float(np.mean(native.spacing))
             fused, agreement = vote(labels, local_weights(subject_img.numpy(), [w.numpy() for w in warped_images], sigma))
         else:
-            # where any atlas votes for a structure, and one voxel around it where all vote for the background
-            # (joint_label_fusion needs the background among the mask's labels): the voxels majority voting
-            # can label; the subject's brain mask, cut from the working grid, would drop the labels' rim
-            mask = native.new_image_like(ndimage.binary_dilation(np.max(labels, axis=0) > 0).astype(np.float32))
+            mask = native.new_image_like(jlf_mask(labels).astype(np.float32))
             fused, agreement = joint_label_fusion(subject_img, mask, warped_images, warped_labels,
                                                   settings.get("jlf") or {})
     return raw, fused, agreement, labels
